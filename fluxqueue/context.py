@@ -1,0 +1,96 @@
+"""What a running task can know about itself, and the seed's ``Context`` class.
+
+``current_task()`` works in sync and async tasks alike (it is a ``ContextVar``, copied into
+the worker thread that runs a sync task). ``fq.context`` is what the app's ``@fq.lifespan``
+yielded, shared by every task of the worker process.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from fluxqueue.errors import FluxQueueError
+
+__all__ = ["Context", "CurrentTask", "TaskMetadata", "current_task"]
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentTask:
+    """The task running in this context."""
+
+    id: str
+    name: str
+    queue: str
+    attempt: int
+    max_retries: int
+    enqueued_at: datetime
+
+    @property
+    def task_id(self) -> str:
+        return self.id
+
+    @property
+    def retries(self) -> int:
+        """How many times this task was retried before this attempt."""
+        return self.attempt
+
+    @property
+    def is_last_attempt(self) -> bool:
+        return self.attempt >= self.max_retries
+
+    @classmethod
+    def create(
+        cls, id: str, name: str, queue: str, attempt: int, max_retries: int, created_at: float
+    ) -> CurrentTask:
+        when = datetime.fromtimestamp(created_at, tz=timezone.utc)
+        return cls(id, name, queue, attempt, max_retries, when)
+
+
+_current: ContextVar[CurrentTask | None] = ContextVar("fluxqueue_current_task", default=None)
+
+
+def current_task() -> CurrentTask:
+    """The running task's id, name, queue, attempt, max_retries and enqueued_at."""
+    task = _current.get()
+    if task is None:
+        raise FluxQueueError("current_task() is only available while a task runs in a worker")
+    return task
+
+
+@dataclass(frozen=True, slots=True)
+class TaskMetadata:
+    """``ctx.metadata`` for ``@fq.task_with_context()`` tasks (the seed's field names)."""
+
+    task_id: str
+    retries: int
+    max_retries: int
+    enqueued_at: str  # ISO 8601
+
+
+class Context:
+    """Passed as the first argument to ``@fq.task_with_context()`` tasks.
+
+    ``metadata`` describes the running task; ``thread_storage`` is a dict that lives as long
+    as the worker thread, for resources worth reusing across tasks (clients, engines).
+    Subclass it to add helpers: the worker creates one instance of the class the task's
+    first parameter is annotated with.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    @property
+    def thread_storage(self) -> dict[str, Any]:
+        storage: dict[str, Any] | None = getattr(self._local, "storage", None)
+        if storage is None:
+            storage = self._local.storage = {}
+        return storage
+
+    @property
+    def metadata(self) -> TaskMetadata:
+        task = current_task()
+        return TaskMetadata(task.id, task.attempt, task.max_retries, task.enqueued_at.isoformat())

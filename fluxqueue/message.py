@@ -1,0 +1,139 @@
+"""The envelope that travels through a broker.
+
+A message is a small JSON header that any process can read without the serializer (id, task
+name, queue, priority, eta, attempt, ...) and an opaque body (the arguments) encoded by the
+serializer named in ``content_type``. On the wire it is ``header + b"\\n" + body``; JSON
+escapes newlines, so the first newline always ends the header. Because the header never
+needs the serializer, a worker can dead-letter a message whose body it cannot or will not
+decode, and a tool can list a queue without unpickling anything.
+
+The same framing carries task state records (see ``fluxqueue.state``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from fluxqueue.errors import MessageError
+
+__all__ = ["Delivery", "Message", "frame", "new_id", "unframe"]
+
+FORMAT_VERSION = 1
+
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_loads = json.loads
+
+
+def new_id() -> str:
+    """A fresh task id: 32 hex characters, unique without coordination."""
+    return uuid.uuid4().hex
+
+
+def frame(header: dict[str, Any], body: bytes) -> bytes:
+    """Join a JSON header and an opaque body into one byte string."""
+    return _dumps(header).encode() + b"\n" + body
+
+
+def unframe(data: bytes) -> tuple[dict[str, Any], bytes]:
+    """Split what :func:`frame` joined; raise :class:`MessageError` on anything else."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise MessageError(f"expected bytes, got {type(data).__name__}")
+    raw = bytes(data)
+    head, sep, body = raw.partition(b"\n")
+    if not sep:
+        raise MessageError("no header separator: the payload is not a fluxqueue message")
+    try:
+        header = _loads(head)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise MessageError(f"header is not valid JSON ({exc})") from None
+    if not isinstance(header, dict):
+        raise MessageError(f"header must be a JSON object, got {type(header).__name__}")
+    return header, body
+
+
+# Header keys on the wire, and the type each must have.
+_FIELDS: dict[str, tuple[str, type | tuple[type, ...]]] = {
+    "id": ("id", str),
+    "task": ("task", str),
+    "queue": ("queue", str),
+    "priority": ("priority", int),
+    "eta": ("eta", (int, float, type(None))),
+    "attempt": ("attempt", int),
+    "max_retries": ("max_retries", int),
+    "timeout": ("timeout", (int, float, type(None))),
+    "created_at": ("created_at", (int, float)),
+    "content_type": ("content_type", str),
+    "headers": ("headers", dict),
+}
+
+
+@dataclass(slots=True)
+class Message:
+    """One task invocation: routing header plus serialized arguments."""
+
+    task: str
+    queue: str
+    body: bytes
+    content_type: str
+    id: str = field(default_factory=new_id)
+    priority: int = 2
+    eta: float | None = None
+    attempt: int = 0
+    max_retries: int = 3
+    timeout: float | None = None
+    created_at: float = field(default_factory=time.time)
+    headers: dict[str, Any] = field(default_factory=dict)
+
+    def header(self) -> dict[str, Any]:
+        return {
+            "v": FORMAT_VERSION,
+            "id": self.id,
+            "task": self.task,
+            "queue": self.queue,
+            "priority": self.priority,
+            "eta": self.eta,
+            "attempt": self.attempt,
+            "max_retries": self.max_retries,
+            "timeout": self.timeout,
+            "created_at": self.created_at,
+            "content_type": self.content_type,
+            "headers": self.headers,
+        }
+
+    def encode(self) -> bytes:
+        return frame(self.header(), self.body)
+
+    @classmethod
+    def decode(cls, data: bytes) -> Message:
+        """Parse a message; a missing or mistyped field raises :class:`MessageError`."""
+        header, body = unframe(data)
+        values: dict[str, Any] = {}
+        for key, (attr, kind) in _FIELDS.items():
+            if key not in header:
+                raise MessageError(f"message header has no {key!r} field")
+            value = header[key]
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise MessageError(f"message header field {key!r} has type {type(value).__name__}")
+            values[attr] = value
+        return cls(body=body, **values)
+
+    def is_delayed(self, now: float | None = None) -> bool:
+        return self.eta is not None and self.eta > (time.time() if now is None else now)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A message handed to a consumer under a lease.
+
+    ``data`` is the encoded message exactly as it was enqueued; the consumer decodes it.
+    ``receipt`` identifies this lease to the broker (a backend may leave it empty).
+    """
+
+    task_id: str
+    queue: str
+    data: bytes
+    receipt: str = ""

@@ -1,0 +1,407 @@
+"""One message, from lease to outcome: decode, run, then ack, retry or dead-letter.
+
+Every path ends in exactly one of the broker's lease-ending calls, each of which writes the
+task's state atomically with it. Nothing a task does (raise ``SystemExit``, return an
+unserializable value, never return) and nothing a producer sends (garbage bytes, an unknown
+task, a refused serializer, wrong arguments) escapes this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+import logging
+import time
+import traceback
+import typing
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from fluxqueue.context import Context, CurrentTask, _current
+from fluxqueue.errors import (
+    ContentTypeRefused,
+    MessageError,
+    Retry,
+    SerializationError,
+    TaskTimeout,
+    UnknownTaskError,
+)
+from fluxqueue.message import Delivery, Message, frame
+from fluxqueue.state import State, encode_state, initial_state
+from fluxqueue.worker.threads import Interrupt, ThreadSlot
+
+if TYPE_CHECKING:
+    from fluxqueue.task import Task
+    from fluxqueue.worker.runtime import Worker
+
+log = logging.getLogger("fluxqueue.worker")
+
+
+@dataclass(eq=False)
+class Job:
+    """A leased message being worked on."""
+
+    delivery: Delivery
+    message: Message | None = None
+    inner: asyncio.Task[tuple[bool, Any]] | None = None
+    slot: ThreadSlot | None = None
+    cancel_reason: str | None = None  # "abort", "timeout" or "shutdown"
+
+    def cancel(self, reason: str) -> None:
+        if self.cancel_reason is not None:
+            return
+        self.cancel_reason = reason
+        if self.slot is not None:
+            self.slot.interrupt()
+        if self.inner is not None:
+            self.inner.cancel()
+
+
+class _Reject(Exception):
+    """A message that must not run: goes straight to the dead letters."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def type_name(exc: BaseException) -> str:
+    cls = type(exc)
+    return (
+        cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    )
+
+
+def _step(gen: typing.Generator[Any, Any, Any]) -> tuple[bool, Any]:
+    try:
+        return False, next(gen)
+    except StopIteration as stop:
+        return True, stop.value
+
+
+class Executor:
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.app = worker.app
+        self.broker = worker.app.broker
+        self._contexts: dict[type[Context], Context] = {}
+
+    # -- the whole life of one message -----------------------------------------------
+
+    async def process(self, job: Job) -> None:
+        try:
+            message, task, args, kwargs = self._prepare(job)
+        except _Reject as reject:
+            await self._fail(job, reject.error, time.time())
+            return
+        app, worker = self.app, self.worker
+        started = time.time()
+        await worker.call_broker(
+            self.broker.set_state,
+            message.id,
+            encode_state(
+                "STARTED",
+                message,
+                ttl=app.result_ttl,
+                attempts=message.attempt + 1,
+                started_at=started,
+                worker=worker.id,
+            ),
+        )
+        self.app.plugins.notify(
+            "fluxqueue_task_started", app=app, message=message, worker_id=worker.id
+        )
+        if log.isEnabledFor(logging.INFO):
+            log.info("%s[%s] started (attempt %d)", message.task, message.id, message.attempt + 1)
+        if job.cancel_reason is None:
+            job.inner = asyncio.ensure_future(self._invoke(job, task, args, kwargs))
+            timer = None
+            if message.timeout:
+                timer = asyncio.get_running_loop().call_later(
+                    message.timeout, job.cancel, "timeout"
+                )
+            await asyncio.wait({job.inner})
+            if timer is not None:
+                timer.cancel()
+        inner = job.inner
+        if inner is not None and not inner.cancelled():
+            ok, value = inner.result()
+            if ok:
+                await self._succeed(job, task, value, started)
+            else:
+                await self._fail(job, value, started, task)
+        elif job.cancel_reason == "abort":
+            await self._abort(job, started)
+        elif job.cancel_reason == "timeout":
+            error = TaskTimeout(
+                f"task {message.task!r} ran longer than its timeout of {message.timeout:g}s"
+            )
+            await self._fail(job, error, started, task)
+        else:
+            await self.handback(job)
+
+    def _prepare(self, job: Job) -> tuple[Message, Task[Any, Any], tuple[Any, ...], dict[str, Any]]:
+        try:
+            message = Message.decode(job.delivery.data)
+        except MessageError as exc:
+            raise _Reject(MessageError(f"undecodable message: {exc}")) from None
+        job.message = message
+        task = self.app.tasks.get(message.task)
+        if task is None:
+            known = ", ".join(sorted(self.app.tasks)) or "none"
+            raise _Reject(
+                UnknownTaskError(
+                    f"unknown task {message.task!r}: this worker knows {known}. Is the module "
+                    "that defines it imported by the worker (--tasks-module-path)?"
+                )
+            )
+        try:
+            payload = self.app.decode(message.content_type, message.body)
+        except (ContentTypeRefused, MessageError) as exc:
+            raise _Reject(exc) from None
+        if (
+            not isinstance(payload, (list, tuple))
+            or len(payload) != 2
+            or not isinstance(payload[0], (list, tuple))
+            or not isinstance(payload[1], dict)
+        ):
+            raise _Reject(MessageError("message body is not [args, kwargs]"))
+        args, kwargs = tuple(payload[0]), payload[1]
+        signature = task._spec.signature
+        if signature is not None:
+            try:
+                signature.bind(*args, **kwargs)
+            except TypeError as exc:
+                raise _Reject(
+                    TypeError(f"arguments do not match {message.task}{signature}: {exc}")
+                ) from None
+        return message, task, args, kwargs
+
+    # -- running the body ------------------------------------------------------------
+
+    async def _invoke(
+        self, job: Job, task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[bool, Any]:
+        """Run the task body; (True, value) or (False, exception). Never raises, except
+        CancelledError when the worker itself cancelled the job."""
+        message = job.message
+        assert message is not None
+        m = message
+        _current.set(
+            CurrentTask.create(m.id, m.task, m.queue, m.attempt, m.max_retries, m.created_at)
+        )
+        fn = task.fn
+        if task._spec.with_context:
+            args = (self._context_for(fn), *args)
+        try:
+            if inspect.iscoroutinefunction(fn):
+                return True, await fn(*args, **kwargs)
+            if inspect.isasyncgenfunction(fn):
+                async for item in fn(*args, **kwargs):
+                    await self._output(message, item)
+                return True, None
+            job.slot = ThreadSlot()
+            value = await self._in_thread(job, fn, args, kwargs)
+            if inspect.isgenerator(value):
+                while True:
+                    done, item = await self._in_thread(job, _step, (value,), {})
+                    if done:
+                        return True, item
+                    await self._output(message, item)
+            return True, value
+        except asyncio.CancelledError as exc:
+            if job.cancel_reason is not None:
+                raise
+            return False, exc
+        except Interrupt:
+            if job.cancel_reason is not None:
+                raise asyncio.CancelledError() from None
+            return False, TaskTimeout("task interrupted")
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt too: the worker lives on
+            return False, exc
+
+    async def _in_thread(
+        self, job: Job, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        slot = job.slot
+        assert slot is not None
+        ctx = contextvars.copy_context()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.worker.pool, ctx.run, slot.call, fn, args, kwargs)
+
+    async def _output(self, message: Message, item: Any) -> None:
+        await self.broker.add_output(message.id, self.app.encode_output(item), self.app.result_ttl)
+
+    def _context_for(self, fn: Any) -> Context:
+        cls: type[Context] = Context
+        try:
+            first = next(iter(inspect.signature(fn).parameters))
+            hint = typing.get_type_hints(fn).get(first)
+            if isinstance(hint, type) and issubclass(hint, Context):
+                cls = hint
+        except Exception:
+            pass
+        context = self._contexts.get(cls)
+        if context is None:
+            context = self._contexts[cls] = cls()
+        return context
+
+    # -- outcomes --------------------------------------------------------------------
+
+    async def _succeed(self, job: Job, task: Task[Any, Any], value: Any, started: float) -> None:
+        message = job.message
+        assert message is not None
+        serializer = self.app.serializer
+        try:
+            body = serializer.dumps(value)
+        except SerializationError as exc:
+            error = SerializationError(
+                f"the return value of task {message.task!r} cannot be stored: {exc}"
+            )
+            await self._fail(job, error, started, task)
+            return
+        now = time.time()
+        state = encode_state(
+            "SUCCESS",
+            message,
+            ttl=self.app.result_ttl,
+            result=body,
+            content_type=serializer.content_type,
+            attempts=message.attempt + 1,
+            started_at=started,
+            completed_at=now,
+            worker=self.worker.id,
+        )
+        await self.worker.call_broker(self.broker.ack, job.delivery, state)
+        self.app.plugins.notify(
+            "fluxqueue_task_succeeded",
+            app=self.app,
+            message=message,
+            result=value,
+            duration=now - started,
+        )
+        if log.isEnabledFor(logging.INFO):
+            log.info("%s[%s] succeeded in %.3fs", message.task, message.id, now - started)
+
+    async def _fail(
+        self, job: Job, error: BaseException, started: float, task: Task[Any, Any] | None = None
+    ) -> None:
+        """Retry when the task allows it, else FAILURE and a dead letter."""
+        message, delivery = job.message, job.delivery
+        now = time.time()
+        details: dict[str, Any] = {
+            "error_type": type_name(error),
+            "error": str(error) or repr(error),
+            "traceback": "".join(
+                traceback.format_exception(type(error), error, error.__traceback__)
+            )
+            if error.__traceback__ is not None
+            else None,
+            "started_at": started,
+            "completed_at": now,
+            "worker": self.worker.id,
+        }
+        if message is None:  # not even a header: record what we can
+            state = State(
+                "FAILURE",
+                frame({"status": "FAILURE", "queue": delivery.queue, **details}, b""),
+                self.app.result_ttl,
+            )
+        else:
+            if (
+                task is not None
+                and self._retriable(task, error)
+                and message.attempt < message.max_retries
+            ):
+                delay = (
+                    error.delay if isinstance(error, Retry) and error.delay is not None else None
+                )
+                if delay is None:
+                    delay = task.task_options.retry_delay(message.attempt + 1)
+                retry = replace(
+                    message, attempt=message.attempt + 1, eta=now + delay if delay > 0 else None
+                )
+                state = encode_state(
+                    "RETRYING",
+                    retry,
+                    ttl=self.app.result_ttl,
+                    attempts=message.attempt + 1,
+                    **details,
+                )
+                await self.worker.call_broker(self.broker.requeue, delivery, retry, state)
+                self.app.plugins.notify(
+                    "fluxqueue_task_retried",
+                    app=self.app,
+                    message=message,
+                    error=error,
+                    delay=delay,
+                )
+                log.warning(
+                    "%s[%s] failed (%s: %s); retry %d/%d in %.2fs",
+                    message.task,
+                    message.id,
+                    details["error_type"],
+                    details["error"],
+                    retry.attempt,
+                    message.max_retries,
+                    delay,
+                )
+                return
+            state = encode_state(
+                "FAILURE", message, ttl=self.app.result_ttl, attempts=message.attempt + 1, **details
+            )
+        reason = f"{details['error_type']}: {details['error']}"
+        await self.worker.call_broker(self.broker.dead_letter, delivery, reason, state)
+        if message is not None:
+            self.app.plugins.notify(
+                "fluxqueue_task_failed",
+                app=self.app,
+                message=message,
+                error=error,
+                duration=now - started,
+            )
+        self.app.plugins.notify(
+            "fluxqueue_task_dead_lettered",
+            app=self.app,
+            task_id=delivery.task_id,
+            queue=delivery.queue,
+            reason=reason,
+        )
+        log.error(
+            "%s[%s] failed for good: %s", message.task if message else "?", delivery.task_id, reason
+        )
+
+    @staticmethod
+    def _retriable(task: Task[Any, Any], error: BaseException) -> bool:
+        if isinstance(error, Retry):
+            return True
+        if isinstance(error, (SerializationError, MessageError)):
+            return False
+        return isinstance(error, task.task_options.retry_on)
+
+    async def _abort(self, job: Job, started: float) -> None:
+        message = job.message
+        assert message is not None
+        state = encode_state(
+            "ABORTED",
+            message,
+            ttl=self.app.result_ttl,
+            attempts=message.attempt + 1,
+            started_at=started,
+            completed_at=time.time(),
+            worker=self.worker.id,
+        )
+        await self.worker.call_broker(self.broker.ack, job.delivery, state)
+        log.info("%s[%s] aborted", message.task, message.id)
+
+    async def handback(self, job: Job) -> None:
+        """Return an unfinished message to its queue (shutdown), same attempt."""
+        message = job.message
+        if message is None:
+            try:
+                message = Message.decode(job.delivery.data)
+            except MessageError:
+                return  # its lease will expire and it will be dead-lettered then
+        state = initial_state(message, self.app.result_ttl)
+        await self.worker.call_broker(self.broker.requeue, job.delivery, message, state)
+        log.info("%s[%s] handed back to queue %r", message.task, message.id, message.queue)

@@ -1,0 +1,290 @@
+"""The worker loop: fetch under leases, run within a concurrency bound, keep leases alive,
+honour aborts, stop gracefully.
+
+One asyncio event loop per process. Async tasks run on it; sync tasks run in a thread pool
+of ``concurrency`` threads. The loop fetches only as many messages as it has free slots,
+so nothing waits leased in memory while another worker is idle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import signal
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from fluxqueue.backends.base import WorkerInfo
+from fluxqueue.errors import BrokerConnectionError, ConfigurationError
+from fluxqueue.task import check_queue
+from fluxqueue.worker.executor import Executor, Job
+
+if TYPE_CHECKING:
+    from fluxqueue.app import FluxQueue
+
+log = logging.getLogger("fluxqueue.worker")
+
+T = TypeVar("T")
+
+DEFAULT_CONCURRENCY = 16
+
+
+class Worker:
+    """Consumes ``queues`` of ``app`` until stopped (or, with ``burst``, until they are empty).
+
+    ``prefetch`` caps how many messages one fetch leases (default: the free slots).
+    ``shutdown_timeout`` is how long running tasks may finish after a stop request before
+    they are interrupted and handed back to their queue.
+    """
+
+    def __init__(
+        self,
+        app: FluxQueue,
+        *,
+        queues: Sequence[str] | None = None,
+        concurrency: int | None = None,
+        burst: bool = False,
+        prefetch: int | None = None,
+        shutdown_timeout: float = 30.0,
+        poll_timeout: float = 1.0,
+        handle_signals: bool | None = None,
+        abort_check_interval: float = 0.5,
+    ) -> None:
+        self.app = app
+        if queues is None:
+            names = {"default", *(t.queue for t in app.tasks.values())}
+            queues = sorted(names, key=lambda q: (q != "default", q))
+        elif isinstance(queues, str):
+            queues = [queues]
+        self.queues = [check_queue(q) for q in queues]
+        if not self.queues:
+            raise ConfigurationError("a worker needs at least one queue")
+        self.concurrency = DEFAULT_CONCURRENCY if concurrency is None else concurrency
+        if not isinstance(self.concurrency, int) or self.concurrency < 1:
+            raise ConfigurationError(f"concurrency must be an integer >= 1, got {concurrency!r}")
+        self.prefetch = prefetch or self.concurrency
+        self.burst = burst
+        self.shutdown_timeout = shutdown_timeout
+        self.poll_timeout = poll_timeout
+        self.handle_signals = (not burst) if handle_signals is None else handle_signals
+        self.abort_check_interval = abort_check_interval
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="fluxqueue-task")
+        self.jobs: dict[asyncio.Task[None], Job] = {}
+        self._executor = Executor(self)
+        self._stopping: asyncio.Event | None = None
+        self._freed: asyncio.Event | None = None
+        self._force = False
+        self._interrupts = 0
+
+    # -- control ---------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop fetching; running tasks get ``shutdown_timeout`` to finish."""
+        if self._stopping is not None and not self._stopping.is_set():
+            log.info("worker %s stopping: finishing %d running task(s)", self.id, len(self.jobs))
+            self._stopping.set()
+
+    def stop_now(self) -> None:
+        """Stop at once: running tasks are interrupted and handed back to their queue."""
+        self._force = True
+        self.stop()
+        for job in self.jobs.values():
+            job.cancel("shutdown")
+
+    def _on_sigint(self) -> None:
+        self._interrupts += 1
+        if self._interrupts > 1:
+            log.warning("second interrupt: stopping now")
+            self.stop_now()
+        else:
+            self.stop()
+
+    # -- the loop --------------------------------------------------------------------
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        self._freed = asyncio.Event()
+        signals = self._install_signals(loop)
+        app = self.app
+        lifespan = app._lifespan() if app._lifespan is not None else None
+        try:
+            if lifespan is not None:
+                if hasattr(lifespan, "__aenter__"):
+                    app._context = await lifespan.__aenter__()
+                else:
+                    app._context = lifespan.__enter__()
+            app._has_context = True
+            app.plugins.notify(
+                "fluxqueue_worker_started", app=app, worker_id=self.id, queues=self.queues
+            )
+            log.info(
+                "worker %s serving %s (concurrency %d, broker %r)",
+                self.id, ", ".join(self.queues), self.concurrency, app.broker,
+            )  # fmt: skip
+            ticker = asyncio.ensure_future(self._tick())
+            try:
+                await self._fetch_loop()
+            finally:
+                app.plugins.notify("fluxqueue_worker_stopping", app=app, worker_id=self.id)
+                await self._drain()
+                ticker.cancel()
+                await asyncio.gather(ticker, return_exceptions=True)
+                try:
+                    await self.app.broker.remove_worker(self.id)
+                except Exception as exc:
+                    log.warning("could not unregister worker %s: %s", self.id, exc)
+        finally:
+            if lifespan is not None:
+                if hasattr(lifespan, "__aexit__"):
+                    await lifespan.__aexit__(None, None, None)
+                else:
+                    lifespan.__exit__(None, None, None)
+            app._has_context, app._context = False, None
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            log.info("worker %s stopped", self.id)
+
+    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[int]:
+        if not self.handle_signals or threading.current_thread() is not threading.main_thread():
+            return []
+        loop.add_signal_handler(signal.SIGTERM, self.stop)
+        loop.add_signal_handler(signal.SIGINT, self._on_sigint)
+        return [signal.SIGTERM, signal.SIGINT]
+
+    async def _fetch_loop(self) -> None:
+        assert self._stopping is not None and self._freed is not None
+        broker = self.app.broker
+        failures = 0
+        while not self._stopping.is_set():
+            free = self.concurrency - len(self.jobs)
+            if free <= 0:
+                await self._wait_freed()
+                continue
+            try:
+                deliveries = await broker.fetch(
+                    self.queues, min(free, self.prefetch), 0 if self.burst else self.poll_timeout
+                )
+                failures = 0
+            except BrokerConnectionError as exc:
+                failures += 1
+                delay = min(0.1 * 2**failures, 5.0)
+                log.warning("broker unreachable (%s); retrying in %.1fs", exc, delay)
+                await self._sleep_unless_stopping(delay)
+                continue
+            if self._stopping.is_set():
+                for delivery in deliveries:  # stopped while fetching: give them back
+                    await self._executor.handback(Job(delivery))
+                return
+            if not deliveries:
+                if self.burst:
+                    if not self.jobs:
+                        return
+                    await self._wait_freed()
+                continue
+            for delivery in deliveries:
+                job = Job(delivery)
+                runner = asyncio.ensure_future(self._run_job(job))
+                self.jobs[runner] = job
+
+    async def _run_job(self, job: Job) -> None:
+        try:
+            await self._executor.process(job)
+        except Exception:
+            # Only the broker can fail here; the lease expires and the message comes back.
+            log.exception("could not record the outcome of task %s", job.delivery.task_id)
+        finally:
+            self.jobs.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
+            assert self._freed is not None
+            self._freed.set()
+
+    async def _wait_freed(self) -> None:
+        assert self._freed is not None and self._stopping is not None
+        self._freed.clear()
+        waiters = [
+            asyncio.ensure_future(self._freed.wait()),
+            asyncio.ensure_future(self._stopping.wait()),
+        ]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def _sleep_unless_stopping(self, seconds: float) -> None:
+        assert self._stopping is not None
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+
+    async def _drain(self) -> None:
+        """Let running jobs finish within the shutdown timeout, then hand them back."""
+        if not self.jobs:
+            return
+        pending = set(self.jobs)
+        if not self._force:
+            _, pending = await asyncio.wait(pending, timeout=self.shutdown_timeout)
+        if pending:
+            log.warning("interrupting %d task(s) still running at shutdown", len(pending))
+            for runner in pending:
+                job = self.jobs.get(runner)
+                if job is not None:
+                    job.cancel("shutdown")
+            await asyncio.wait(pending, timeout=10)
+
+    # -- housekeeping ----------------------------------------------------------------
+
+    async def _tick(self) -> None:
+        """Abort checks, lease renewal and the worker's own heartbeat, on one timer."""
+        broker = self.app.broker
+        extend_every = broker.visibility_timeout / 3
+        beat_every = 5.0
+        last_extend = last_beat = 0.0
+        info = WorkerInfo(
+            self.id, socket.gethostname(), os.getpid(), self.queues, self.concurrency, time.time()
+        )
+        while True:
+            now = time.monotonic()
+            try:
+                if now - last_beat >= beat_every:
+                    await broker.heartbeat(info, ttl=beat_every * 3)
+                    last_beat = now
+                running = {job.delivery.task_id: job for job in self.jobs.values()}
+                if running:
+                    for task_id in await broker.abort_requested(list(running)):
+                        running[task_id].cancel("abort")
+                    if now - last_extend >= extend_every:
+                        await broker.extend([job.delivery for job in running.values()])
+                        last_extend = now
+                else:
+                    last_extend = now
+            except Exception as exc:
+                log.warning("worker housekeeping failed (%s); will try again", exc)
+            await asyncio.sleep(min(self.abort_check_interval, extend_every))
+
+    async def call_broker(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Call a lease-ending broker method, retrying while the broker is unreachable.
+
+        Gives up after about a visibility timeout: by then the lease has expired and the
+        message will be delivered again, so nothing is lost.
+        """
+        deadline = time.monotonic() + self.app.broker.visibility_timeout
+        delay = 0.1
+        while True:
+            try:
+                return await fn(*args)
+            except BrokerConnectionError as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("broker unreachable (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
