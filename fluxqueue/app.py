@@ -12,6 +12,7 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
 
 from fluxqueue._bridge import run_sync
 from fluxqueue._url import mask_url, scheme_of
+from fluxqueue.admin import Admin
 from fluxqueue.backends.base import Broker
 from fluxqueue.errors import (
     ContentTypeRefused,
@@ -107,6 +108,7 @@ class FluxQueue:
         self._context: Any = None
         self._has_context = False
         self._lock = threading.Lock()
+        self.admin = Admin(self)
 
     def __repr__(self) -> str:
         return (

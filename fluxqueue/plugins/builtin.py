@@ -11,6 +11,10 @@ from fluxqueue.plugins.hookspecs import Register, hookimpl
 @hookimpl
 def fluxqueue_register_brokers(register: Register) -> None:
     register("memory", "fluxqueue.backends.memory:MemoryBroker")
+    register("redis", "fluxqueue.backends.redis:RedisBroker")
+    register("rediss", "fluxqueue.backends.redis:RedisBroker")
+    register("unix", "fluxqueue.backends.redis:RedisBroker")
+    register("sqlite", "fluxqueue.backends.sqlite:SQLiteBroker")
 
 
 @hookimpl

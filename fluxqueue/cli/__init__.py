@@ -1,0 +1,25 @@
+"""The ``fluxqueue`` command line. Each command group lives in its own module."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from fluxqueue import __version__
+from fluxqueue.cli.plugins import plugins_command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="fluxqueue")
+def cli() -> None:
+    """fluxqueue: a Python task queue with pluggable backends."""
+
+
+cli.add_command(plugins_command)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    sys.exit(cli.main(standalone_mode=True))

@@ -1,0 +1,3 @@
+from fluxqueue.cli import main
+
+main()
