@@ -33,7 +33,9 @@ def mask_url(url: str) -> str:
         user, sep, _ = match.group(2).partition(":")
         return f"{match.group(1)}{user}:***@" if sep else f"{match.group(1)}***@"
 
-    return re.sub(r"([?&]password=)[^&]*", r"\1***", _CREDENTIALS.sub(hide, url))
+    masked = _CREDENTIALS.sub(hide, url)
+    masked = re.sub(r"(?<=:)[^:@/]+(?=@)", "***", masked)  # malformed URLs too: "x:/:pw@h"
+    return re.sub(r"([?&]password=)[^&]*", r"\1***", masked)
 
 
 def query_options(url: str) -> dict[str, str]:

@@ -219,7 +219,10 @@ class FluxQueue:
         if isinstance(fn, Task):
             raise InvalidTaskError(f"{fn!r} is already a task; decorate the function only once")
         if not callable(fn) or isinstance(fn, type):
-            raise InvalidTaskError(f"@task decorates a function, got {fn!r} ({type(fn).__name__})")
+            hint = f"; to name the task write @task(name={fn!r})" if isinstance(fn, str) else ""
+            raise InvalidTaskError(
+                f"@task decorates a function, got {fn!r} ({type(fn).__name__}){hint}"
+            )
         try:
             task_options = TaskOptions(**options)
         except TypeError as exc:

@@ -202,7 +202,7 @@ class PluginManager:
         if owners:
             raise PluginConflictError(
                 f"{kind} {name!r} is registered by more than one plugin: "
-                f"{' and '.join(repr(p) for p in owners)}; uninstall all but one"
+                f"{' and '.join(repr(p) for p in sorted(owners))}; uninstall all but one"
             )
         component = components.get(key)
         if component is None:

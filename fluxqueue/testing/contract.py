@@ -45,9 +45,14 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 def msg(queue: str = "q", priority: int = 2, eta: float | None = None, **kw: Any) -> Message:
     return Message(
-        task="t", queue=queue, body=b"[[],{}]", content_type="application/json",
-        priority=priority, eta=eta, **kw,
-    )  # fmt: skip
+        task="t",
+        queue=queue,
+        body=b"[[],{}]",
+        content_type="application/json",
+        priority=priority,
+        eta=eta,
+        **kw,
+    )
 
 
 async def put(broker: Broker, *messages: Message) -> None:

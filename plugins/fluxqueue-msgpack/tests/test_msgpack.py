@@ -30,7 +30,7 @@ def test_refuses_what_msgpack_cannot_encode() -> None:
     @fq.task
     def at(when: datetime) -> None: ...
 
-    with pytest.raises(SerializationError, match="'when'.*datetime"):
+    with pytest.raises(SerializationError, match=r"'when'.*datetime"):
         at(datetime.now())
 
 
