@@ -9,6 +9,14 @@ import click
 
 from fluxqueue import __version__
 from fluxqueue.cli.plugins import plugins_command
+from fluxqueue.cli.queue_commands import dead_group, info_command, purge_command
+from fluxqueue.cli.start import start_command
+from fluxqueue.cli.task_commands import (
+    abort_command,
+    enqueue_command,
+    result_command,
+    status_command,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,6 +26,17 @@ def cli() -> None:
 
 
 cli.add_command(plugins_command)
+for _command in (
+    start_command,
+    enqueue_command,
+    status_command,
+    result_command,
+    abort_command,
+    info_command,
+    dead_group,
+    purge_command,
+):
+    cli.add_command(_command)
 
 
 def main() -> None:
