@@ -58,6 +58,7 @@ class MemoryBroker(Broker):
         self._lock = threading.Lock()
         self._seq = itertools.count()
         self._entries: dict[str, _Entry] = {}
+        self._leased: dict[str, _Entry] = {}
         self._ready: dict[str, list[tuple[int, int, str]]] = {}
         self._scheduled: list[tuple[float, int, str]] = []
         self._states: dict[str, tuple[State, float]] = {}
@@ -71,6 +72,7 @@ class MemoryBroker(Broker):
 
     def _place(self, task_id: str, entry: _Entry, now: float) -> None:
         self._entries[task_id] = entry
+        self._leased.pop(task_id, None)
         if entry.eta > now:
             entry.where = _SCHEDULED
             heapq.heappush(self._scheduled, (entry.eta, entry.seq, task_id))
@@ -97,14 +99,14 @@ class MemoryBroker(Broker):
                 entry.eta = 0.0
                 entry.seq = next(self._seq)
                 self._place(task_id, entry, now)
-        for task_id, entry in list(self._entries.items()):
-            if entry.where == _LEASED and entry.deadline <= now:
+        for task_id, entry in list(self._leased.items()):
+            if entry.deadline <= now:
                 entry.seq = next(self._seq)
                 entry.eta = 0.0
                 self._place(task_id, entry, now)
 
     def _next_wakeup(self, now: float) -> float | None:
-        times = [e.deadline for e in self._entries.values() if e.where == _LEASED]
+        times = [e.deadline for e in self._leased.values()]
         if self._scheduled:
             times.append(self._scheduled[0][0])
         return min(times) - now if times else None
@@ -114,8 +116,8 @@ class MemoryBroker(Broker):
         self._states[task_id] = (state, expires)
 
     def _end_lease(self, delivery: Delivery) -> None:
-        entry = self._entries.get(delivery.task_id)
-        if entry is not None and entry.where == _LEASED:
+        entry = self._leased.pop(delivery.task_id, None)
+        if entry is not None and self._entries.get(delivery.task_id) is entry:
             del self._entries[delivery.task_id]
         self._abort.discard(delivery.task_id)
 
@@ -183,6 +185,7 @@ class MemoryBroker(Broker):
             entry.where = _LEASED
             entry.deadline = now + self.visibility_timeout
             entry.receipt = uuid.uuid4().hex
+            self._leased[task_id] = entry
             taken.append(Delivery(task_id, entry.queue, entry.data, entry.receipt))
         return taken
 
