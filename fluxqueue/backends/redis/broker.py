@@ -1,0 +1,277 @@
+"""The Redis broker: the reference, production backend.
+
+Every operation that changes more than one key is one Lua script (see ``scripts.py`` and
+the ``*.lua`` files), so it is atomic on the server and costs one round trip. Time for
+leases and delays is the Redis server's clock (``TIME`` inside scripts), so workers with
+skewed clocks agree on when a lease expires. The key layout is in ``keys.py``.
+
+An idle ``fetch`` does not poll: the fetch script returns how long until the next delayed
+message or lease comes due, and the client blocks with ``BLPOP`` on the queues' wake-up
+lists (which every enqueue pushes to) for at most that long, then runs the script again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from fluxqueue.backends.base import (
+    AbortOutcome,
+    Broker,
+    BrokerStats,
+    DeadLetter,
+    QueueStats,
+    WorkerInfo,
+)
+from fluxqueue.backends.redis.config import RedisConfig, parse_url
+from fluxqueue.backends.redis.connection import Clients, translate_errors
+from fluxqueue.backends.redis.keys import Keys
+from fluxqueue.backends.redis.scripts import script
+from fluxqueue.errors import BrokerError
+from fluxqueue.message import Delivery, Message
+from fluxqueue.state import State
+
+__all__ = ["RedisBroker"]
+
+log = logging.getLogger("fluxqueue.redis")
+
+#: Messages per script call in a bulk enqueue: large enough to amortise the round trip,
+#: small enough that one call never blocks the server for long.
+ENQUEUE_CHUNK = 2000
+
+
+def _ms(seconds: float | None) -> int:
+    return 0 if not seconds else max(1, round(seconds * 1000))
+
+
+def _message_args(message: Message, state: State) -> list[Any]:
+    return [
+        message.id,
+        message.queue,
+        message.priority,
+        "" if message.eta is None else repr(message.eta * 1000),
+        message.encode(),
+        state.status,
+        state.data,
+        _ms(state.ttl),
+    ]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class RedisBroker(Broker):
+    """Broker on Redis >= 6.2 or Redis Cluster. Connects lazily, one client per event loop."""
+
+    def __init__(self, url: str = "redis://127.0.0.1:6379/0") -> None:
+        super().__init__(url)
+        self.config: RedisConfig = parse_url(url, self.options)
+        self.keys = Keys(self.config.prefix)
+        self._clients = Clients(self.config)
+        self._secret: str | None = self.config.client_kwargs.get("password")
+        self._vt_ms = _ms(self.visibility_timeout)
+        self._online = True
+
+    # -- plumbing --------------------------------------------------------------------
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            with translate_errors(self.config.where, self._secret):
+                yield
+        except BrokerError as exc:
+            if self._online:
+                log.warning("Redis at %s is unreachable: %s", self.config.where, exc)
+                self._online = False
+            raise
+        if not self._online:
+            log.info("Redis at %s is reachable again", self.config.where)
+            self._online = True
+
+    async def _run(self, name: str, args: list[Any]) -> Any:
+        with self._errors():
+            client = self._clients.get()
+            return await script(name)(client, [self.keys.route], [self.keys.base, *args])
+
+    # -- producing -------------------------------------------------------------------
+
+    async def enqueue(self, entries: Sequence[tuple[Message, State]]) -> None:
+        if not entries:
+            return
+        chunks: list[list[Any]] = []
+        for start in range(0, len(entries), ENQUEUE_CHUNK):
+            args: list[Any] = []
+            for message, state in entries[start : start + ENQUEUE_CHUNK]:
+                args += _message_args(message, state)
+            chunks.append(args)
+        # The first call also loads the script if the server lacks it; the rest go in one
+        # pipelined round trip.
+        await self._run("enqueue", chunks[0])
+        if len(chunks) > 1:
+            await self._pipelined("enqueue", chunks[1:])
+
+    async def _pipelined(self, name: str, calls: list[list[Any]]) -> None:
+        code = script(name)
+        with self._errors():
+            client = self._clients.get()
+            pipe = client.pipeline(transaction=False)
+            for args in calls:
+                code.queue_in(pipe, [self.keys.route], [self.keys.base, *args])
+            results = await pipe.execute(raise_on_error=False)
+        for args, result in zip(calls, results, strict=True):
+            if isinstance(result, Exception):  # e.g. NOSCRIPT after a failover: once more
+                await self._run(name, args)
+
+    # -- consuming -------------------------------------------------------------------
+
+    async def fetch(self, queues: Sequence[str], count: int, timeout: float) -> list[Delivery]:
+        if count <= 0 or not queues:
+            return []
+        deadline = time.monotonic() + timeout
+        # BLPOP must come back before the socket timeout fires, or redis-py gives up on it.
+        longest = min(self.config.block_timeout, self._socket_timeout() * 0.8)
+        args = [count, self._vt_ms, *queues]
+        while True:
+            reply = await self._run("fetch", args)
+            if len(reply) > 1:
+                return [
+                    Delivery(
+                        _text(reply[i]), _text(reply[i + 1]), reply[i + 2], _text(reply[i + 3])
+                    )
+                    for i in range(1, len(reply), 4)
+                ]
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return []
+            wait = min(left, longest)
+            if reply[0] >= 0:
+                wait = min(wait, reply[0] / 1000)
+            # BLPOP 0 would block forever; Redis counts timeouts in milliseconds.
+            wait = max(wait, 0.005)
+            with self._errors():
+                await self._clients.get().blpop(self.keys.wake(queues), timeout=round(wait, 3))
+
+    def _socket_timeout(self) -> float:
+        value = self.config.client_kwargs.get("socket_timeout")
+        return float(value) if value else 10.0
+
+    async def extend(self, deliveries: Sequence[Delivery]) -> None:
+        if not deliveries:
+            return
+        args: list[Any] = [self._vt_ms]
+        for delivery in deliveries:
+            args += [delivery.queue, delivery.task_id]
+        await self._run("extend", args)
+
+    async def ack(self, delivery: Delivery, state: State) -> None:
+        await self._run(
+            "ack", [delivery.task_id, delivery.queue, state.status, state.data, _ms(state.ttl)]
+        )
+
+    async def requeue(self, delivery: Delivery, message: Message, state: State) -> None:
+        await self._run(
+            "requeue", [delivery.task_id, delivery.queue, *_message_args(message, state)]
+        )
+
+    async def dead_letter(self, delivery: Delivery, reason: str, state: State) -> None:
+        await self._run(
+            "dead_letter",
+            [
+                delivery.task_id,
+                delivery.queue,
+                delivery.data,
+                reason,
+                state.status,
+                state.data,
+                _ms(state.ttl),
+            ],
+        )
+
+    # -- task state ------------------------------------------------------------------
+
+    async def set_state(self, task_id: str, state: State) -> None:
+        await self._run("set_state", [task_id, state.status, state.data, _ms(state.ttl)])
+
+    async def get_state(self, task_id: str) -> State | None:
+        with self._errors():
+            client = self._clients.get()
+            status, data, ttl = await client.hmget(self.keys.state(task_id), "st", "d", "t")
+        if status is None:
+            return None
+        ttl_ms = int(ttl or 0)
+        return State(_text(status), data or b"", ttl_ms / 1000 if ttl_ms > 0 else None)
+
+    async def add_output(self, task_id: str, item: bytes, ttl: float | None) -> None:
+        await self._run("add_output", [task_id, item, _ms(ttl)])
+
+    async def get_outputs(self, task_id: str, start: int = 0) -> list[bytes]:
+        with self._errors():
+            client = self._clients.get()
+            items: list[bytes] = await client.lrange(self.keys.outputs(task_id), start, -1)
+        return items
+
+    # -- aborting --------------------------------------------------------------------
+
+    async def abort(self, task_id: str) -> AbortOutcome:
+        outcome = _text(await self._run("abort", [task_id]))
+        assert outcome in ("aborted", "requested", "missing")
+        return outcome  # type: ignore[return-value]
+
+    async def abort_requested(self, task_ids: Sequence[str]) -> set[str]:
+        if not task_ids:
+            return set()
+        with self._errors():
+            client = self._clients.get()
+            flags = await client.smismember(self.keys.aborts, list(task_ids))
+        return {task_id for task_id, flag in zip(task_ids, flags, strict=True) if flag}
+
+    # -- dead letters ----------------------------------------------------------------
+
+    async def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
+        reply = await self._run("dead_letters", [queue, limit])
+        letters = []
+        for i in range(0, len(reply), 3):
+            failed_ms, _, reason = _text(reply[i + 2]).partition(":")
+            letters.append(
+                DeadLetter(_text(reply[i]), queue, reply[i + 1], reason, int(failed_ms) / 1000)
+            )
+        return letters
+
+    async def remove_dead(self, queue: str, task_ids: Sequence[str] | None = None) -> int:
+        if task_ids is None:
+            return int(await self._run("remove_dead", [queue, "all"]))
+        if not task_ids:
+            return 0
+        return int(await self._run("remove_dead", [queue, "some", *task_ids]))
+
+    # -- administration --------------------------------------------------------------
+
+    async def stats(self, queues: Sequence[str] | None = None) -> BrokerStats:
+        found, live = await self._run("stats", list(queues or ()))
+        result = []
+        for name, per, scheduled, running, dead in found:
+            ready = {int(per[i]): int(per[i + 1]) for i in range(0, len(per), 2)}
+            result.append(QueueStats(_text(name), ready, int(scheduled), int(running), int(dead)))
+        workers = [WorkerInfo.from_dict(json.loads(info)) for info in live]
+        return BrokerStats(result, workers)
+
+    async def purge(self, queue: str) -> int:
+        return int(await self._run("purge", [queue]))
+
+    async def promote_scheduled(self, queue: str | None = None) -> int:
+        return int(await self._run("promote", [queue or ""]))
+
+    async def heartbeat(self, worker: WorkerInfo, ttl: float) -> None:
+        worker.last_seen = time.time()
+        await self._run("heartbeat", [worker.id, json.dumps(worker.to_dict()), _ms(ttl)])
+
+    async def remove_worker(self, worker_id: str) -> None:
+        await self._run("heartbeat", [worker_id, "", ""])
+
+    async def close(self) -> None:
+        await self._clients.close()

@@ -1,0 +1,150 @@
+"""Redis clients, one per event loop, and the translation of redis-py errors.
+
+Why per loop: an asyncio connection belongs to the loop that opened it, and one broker is
+used from several loops in one process (the sync bridge thread, a worker, the user's own).
+Why not a ``WeakKeyDictionary``: a client's connections and locks refer back to their loop,
+so a weak key would never die; entries of closed loops are pruned explicitly instead.
+Why the pid check: a forked child (gunicorn, multiprocessing) must not share its parent's
+sockets, so it starts with no clients and opens its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from redis import exceptions as rex
+from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import (
+    AbstractConnection,
+    Connection,
+    SSLConnection,
+    UnixDomainSocketConnection,
+)
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+
+from fluxqueue.backends.redis.config import RedisConfig
+from fluxqueue.errors import BrokerConnectionError, BrokerError
+
+__all__ = ["Clients", "translate_errors"]
+
+log = logging.getLogger("fluxqueue.redis")
+
+# Failures that go away by themselves: the server is down, restarting, loading its data,
+# failing over, or the cluster is resharding. The worker retries these with backoff.
+_TRANSIENT: tuple[type[BaseException], ...] = (
+    rex.ConnectionError,
+    rex.TimeoutError,
+    rex.BusyLoadingError,
+    rex.ReadOnlyError,
+    rex.MasterDownError,
+    rex.TryAgainError,
+    rex.ClusterDownError,
+    rex.SlotNotCoveredError,
+    rex.MaxConnectionsError,
+    rex.RedisClusterException,
+    OSError,
+    asyncio.TimeoutError,
+)
+
+
+class Clients:
+    """Hands out the client for the running event loop, creating it on first use."""
+
+    def __init__(self, config: RedisConfig) -> None:
+        self.config = config
+        self._lock = threading.Lock()
+        self._clients: dict[asyncio.AbstractEventLoop, Any] = {}
+        self._pid = os.getpid()
+
+    def get(self) -> Any:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._pid != os.getpid():
+                self._clients, self._pid = {}, os.getpid()
+            client = self._clients.get(loop)
+            if client is None:
+                for old in [lp for lp in self._clients if lp.is_closed()]:
+                    del self._clients[old]
+                client = self._clients[loop] = self._new()
+            return client
+
+    def _new(self) -> Any:
+        kwargs = dict(self.config.client_kwargs)
+        # One quick retry covers a pooled connection that died while idle (a restarted
+        # server); anything longer is the worker's business, with its own backoff.
+        retry = Retry(ExponentialBackoff(cap=0.2, base=0.02), 1, (rex.ConnectionError,))
+        if self.config.cluster:
+            return RedisCluster(retry=retry, **kwargs)
+        max_connections = kwargs.pop("max_connections", None)
+        if kwargs.pop("ssl", False):
+            cls: type[AbstractConnection] = SSLConnection
+        elif "unix_socket_path" in kwargs:
+            kwargs["path"] = kwargs.pop("unix_socket_path")
+            cls = UnixDomainSocketConnection
+        else:
+            cls = Connection
+        pool: ConnectionPool
+        if max_connections is None:
+            pool = ConnectionPool(connection_class=cls, retry=retry, **kwargs)
+        else:
+            pool = BlockingConnectionPool(
+                connection_class=cls,
+                max_connections=max_connections,
+                timeout=kwargs.get("socket_timeout"),
+                retry=retry,
+                **kwargs,
+            )
+        return Redis(connection_pool=pool)
+
+    async def close(self) -> None:
+        """Close every loop's client; later calls open new ones."""
+        try:
+            current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        with self._lock:
+            clients, self._clients = self._clients, {}
+            if self._pid != os.getpid():
+                return  # the parent's clients: not ours to close
+        for loop, client in clients.items():
+            if loop is current:
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+            elif loop.is_running():
+                # Closed on its own loop; a loop that is busy elsewhere is not waited for.
+                asyncio.run_coroutine_threadsafe(_quiet_close(client), loop)
+
+
+async def _quiet_close(client: Any) -> None:
+    with contextlib.suppress(Exception):
+        await client.aclose()
+
+
+@contextlib.contextmanager
+def translate_errors(where: str, secret: str | None) -> Iterator[None]:
+    """Turn redis-py and socket errors into fluxqueue's, naming the server, hiding secrets."""
+    try:
+        yield
+    except (BrokerError, asyncio.CancelledError):
+        raise
+    except rex.AuthenticationError as exc:
+        raise BrokerError(f"Redis at {where} refused the credentials: {_clean(exc, secret)}")
+    except _TRANSIENT as exc:
+        raise BrokerConnectionError(f"cannot reach Redis at {where}: {_clean(exc, secret)}")
+    except rex.RedisError as exc:
+        raise BrokerError(f"Redis at {where} failed: {_clean(exc, secret)}")
+
+
+def _clean(exc: BaseException, secret: str | None) -> str:
+    text = str(exc) or type(exc).__name__
+    if secret:
+        text = text.replace(secret, "***")
+    return text
