@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import sys
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -207,6 +208,7 @@ def start_command(
         )
         ctx.exit(supervisor.run())
     asyncio.run(serve(app, config, supervisor_pid))
+    exit_if_threads_linger()
 
 
 def prepare(config: StartConfig) -> Discovery:
@@ -299,6 +301,22 @@ async def serve(app: FluxQueue, config: StartConfig, supervisor_pid: int = 0) ->
         watcher.cancel()
         await asyncio.gather(watcher, return_exceptions=True)
         await app.broker.close()
+
+
+def exit_if_threads_linger() -> None:
+    """Exit now if an interrupted sync task is still blocked in a C call.
+
+    Its message is already back in its queue, but Python would wait for the thread at exit
+    (a ``time.sleep(3600)`` cannot be interrupted), so the process would never end.
+    """
+    stuck = [t for t in threading.enumerate() if t.name.startswith("fluxqueue-task")]
+    if not any(t.is_alive() for t in stuck):
+        return
+    log.warning("a task thread is still blocked after shutdown; exiting without it")
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 async def watch_supervisor(worker: Worker, supervisor_pid: int) -> Any:

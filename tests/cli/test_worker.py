@@ -1,0 +1,127 @@
+"""``fluxqueue start`` end to end: real worker processes, tasks enqueued from other processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+
+from tests.cli.conftest import Project
+
+
+def test_seed_layout_one_worker_per_queue(project: Project) -> None:
+    default = project.start("--tasks-module-path", "myapp.tasks", "--queue", "default")
+    urgent = project.start("-t", "myapp.tasks", "-q", "urgent")
+    default.wait_for("serving default")
+    urgent.wait_for("serving urgent")
+
+    email = project.enqueue("send_email", "--args", '["ada@example.com", "Hi", "Hello"]')
+    note = project.enqueue("send_notification", "--kwargs", '{"user_id": 7, "message": "yo"}')
+    # -t imports the tasks, so the task's own queue (urgent) applies.
+    rush = project.enqueue("send_urgent_email", "-t", "myapp.tasks", "--args", '["bob", "now"]')
+
+    assert project.ok("result", email, "--wait", "15").strip() == "Email to ada@example.com: Hi"
+    assert project.ok("result", rush, "--wait", "15").strip() == "URGENT to bob: now"
+    notification = json.loads(project.ok("result", note, "--wait", "15"))
+    assert notification["user"] == 7
+    assert notification["pid"] == default.proc.pid  # the default worker ran it
+
+    # The banner lists what each worker found; the log says when each task ran and how long.
+    assert "queue default: send_email, send_notification" in default.output
+    assert "queue urgent: send_urgent_email" in urgent.output
+    assert "q.db" in default.output and "concurrency 16 per process" in default.output
+    default.wait_for(f"send_email[{email}] succeeded in")
+    assert f"send_urgent_email[{rush}] started" in urgent.output
+    assert rush not in default.output and email not in urgent.output
+
+    for worker in (default, urgent):
+        worker.signal(signal.SIGTERM)
+    assert default.wait() == 0
+    assert urgent.wait() == 0
+
+
+def test_sigterm_lets_the_running_task_finish(project: Project) -> None:
+    worker = project.start("-t", "jobs", "--shutdown-timeout", "10")
+    worker.wait_for("serving default")
+    task_id = project.enqueue("nap", "--args", "[1.5]")
+    worker.wait_for(f"nap[{task_id}] started")
+    worker.signal(signal.SIGTERM)
+    assert worker.wait() == 0
+    assert f"nap[{task_id}] succeeded" in worker.output
+    assert json.loads(project.ok("result", task_id))["slept"] == 1.5
+
+
+def test_sigterm_past_the_shutdown_timeout_hands_the_task_back(project: Project) -> None:
+    worker = project.start("-t", "jobs.py", "--shutdown-timeout", "0.5")
+    worker.wait_for("serving default")
+    task_id = project.enqueue("nap", "--args", "[30]")
+    worker.wait_for(f"nap[{task_id}] started")
+    worker.signal(signal.SIGTERM)
+    assert worker.wait() == 0
+    assert f"nap[{task_id}] handed back" in worker.output
+    status = project.json("status", task_id)
+    assert status["status"] == "PENDING"
+    assert project.json("info")["queues"][0]["ready_total"] == 1
+
+
+def test_burst_runs_what_is_ready_then_exits(project: Project) -> None:
+    ids = [project.enqueue("add", "--args", f"[{i}, 1]") for i in range(5)]
+    done = project.run("start", "-t", "jobs", "--burst", "-b", project.url)
+    assert done.returncode == 0, done.stderr
+    assert [project.ok("result", i).strip() for i in ids] == ["1", "2", "3", "4", "5"]
+
+
+def test_supervisor_restarts_a_killed_worker_and_every_task_completes(project: Project) -> None:
+    ids = [project.enqueue("nap", "--args", "[0.4]") for _ in range(8)]
+    supervisor = project.start("-t", "jobs", "-w", "2", "-c", "1", "--shutdown-timeout", "5")
+    supervisor.wait_for("serving default", count=2)
+    supervisor.wait_for("] started (attempt 1)")
+    victim = int(re.findall(r"worker process 1 started \(pid (\d+)\)", supervisor.output)[0])
+    os.kill(victim, signal.SIGKILL)  # mid-task: its lease expires and the task runs again
+    supervisor.wait_for("was killed by SIGKILL")
+    supervisor.wait_for("worker process 1 started", count=2)
+
+    results = {i: json.loads(project.ok("result", i, "--wait", "20")) for i in ids}
+    assert all(r["slept"] == 0.4 for r in results.values())
+    log = supervisor.output
+    started = set(re.findall(rf"\[{victim}\] fluxqueue.worker: nap\[(\w+)\] started", log))
+    finished = set(re.findall(rf"\[{victim}\] fluxqueue.worker: nap\[(\w+)\] succeeded", log))
+    interrupted = started - finished
+    assert interrupted, "the killed worker was running a task"
+    assert all(results[i]["pid"] != victim for i in interrupted)
+
+    supervisor.signal(signal.SIGTERM)
+    assert supervisor.wait() == 0
+    assert supervisor.output.count("exited with status 0") == 2
+    assert "supervisor stopped" in supervisor.output
+
+
+def test_json_logs_are_one_object_per_line(project: Project) -> None:
+    project.enqueue("add", "--args", "[2, 3]")
+    done = project.run(
+        "start", "-t", "jobs", "--burst", "-b", project.url, env={"FLUXQUEUE_LOG_FORMAT": "json"}
+    )
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stderr.splitlines()]
+    assert records[0]["message"].startswith("fluxqueue ")
+    assert records[0]["broker"].startswith("sqlite:///")
+    assert any(r["message"].startswith("add[") and "succeeded" in r["message"] for r in records)
+    assert {"time", "level", "logger", "pid"} <= set(records[-1])
+
+
+def test_variables_configure_the_worker_and_flags_win(project: Project) -> None:
+    env = {
+        "FLUXQUEUE_TASKS_MODULE_PATH": "myapp.tasks",
+        "FLUXQUEUE_QUEUE": "urgent",
+        "FLUXQUEUE_CONCURRENCY": "3",
+        "FLUXQUEUE_BROKER_URL": project.url,
+        "FLUXQUEUE_LOG_LEVEL": "warning",
+    }
+    done = project.run("start", "--burst", env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # warning level: no banner
+    done = project.run("start", "--burst", "-q", "default", "--log-level", "info", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "queue default: send_email" in done.stderr
+    assert "concurrency 3 per process" in done.stderr
