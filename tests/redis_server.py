@@ -62,6 +62,7 @@ class RedisServer:
         unix_socket: bool = False,
         directory: str | Path | None = None,
         cluster: bool = False,
+        password: str | None = None,
     ) -> None:
         # A cluster node also listens on port + 10000 (the cluster bus).
         self.port = port or free_port(also_free=10000 if cluster else None)
@@ -72,6 +73,7 @@ class RedisServer:
         self.extra = (
             ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"] if cluster else []
         )
+        self.password = password
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -80,9 +82,11 @@ class RedisServer:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def client(self, **kwargs: Any) -> redis.Redis:
+        kwargs.setdefault("password", self.password)
         return redis.Redis(host=self.host, port=self.port, socket_timeout=5, **kwargs)
 
     def start(self) -> RedisServer:
@@ -99,6 +103,8 @@ class RedisServer:
         ]  # fmt: skip
         if self.unix_socket:
             args += ["--unixsocket", self.unix_socket, "--unixsocketperm", "700"]
+        if self.password:
+            args += ["--requirepass", self.password]
         args += self.extra
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self._wait_ready()
@@ -185,13 +191,15 @@ class RedisCluster:
                 client.execute_command("CLUSTER MEET", "127.0.0.1", self.nodes[0].port)
             deadline = time.monotonic() + 20
             while True:
-                infos = [c.execute_command("CLUSTER INFO") for c in clients]
-                texts = [i.decode() if isinstance(i, bytes) else str(i) for i in infos]
-                known = f"cluster_known_nodes:{len(self.nodes)}"
-                if all("cluster_state:ok" in t and known in t for t in texts):
+                infos = [c.execute_command("CLUSTER INFO") for c in clients]  # parsed to dicts
+                if all(
+                    i.get("cluster_state") == "ok"
+                    and int(i.get("cluster_known_nodes", 0)) == len(self.nodes)
+                    for i in infos
+                ):
                     return self
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"the test cluster did not form: {texts[0]}")
+                    raise RuntimeError(f"the test cluster did not form: {infos[0]}")
                 time.sleep(0.1)
         finally:
             for client in clients:

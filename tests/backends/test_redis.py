@@ -1,16 +1,48 @@
-"""The Redis broker against a real, private redis-server (see tests/redis_server.py)."""
+"""The Redis broker against real, private redis-servers (see tests/redis_server.py).
+
+Covers the whole broker contract on one server and on a three-master cluster, URL parsing,
+secrets in reprs and errors, unix sockets, a server restart under a running worker, and a
+worker SIGKILLed in the middle of a batch.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from fluxqueue import FluxQueue
+from fluxqueue._bridge import run_sync
 from fluxqueue.backends.redis import RedisBroker
+from fluxqueue.backends.redis.broker import ENQUEUE_CHUNK
+from fluxqueue.errors import BrokerConnectionError, BrokerError, ConfigurationError
+from fluxqueue.message import Message
+from fluxqueue.state import State, initial_state
 from fluxqueue.testing.contract import BrokerContract, MakeBroker
-from tests.redis_server import RedisServer
+from tests.redis_server import RedisCluster, RedisServer, free_port
 
 _prefixes = itertools.count()
+WORKER_SCRIPT = Path(__file__).with_name("redis_worker.py")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def msg(queue: str = "q", **kw: object) -> Message:
+    return Message(task="t", queue=queue, body=b"[[],{}]", content_type="application/json", **kw)  # type: ignore[arg-type]
+
+
+async def put(broker: RedisBroker, *messages: Message) -> None:
+    await broker.enqueue([(m, initial_state(m, 60)) for m in messages])
+
+
+# -- the contract ------------------------------------------------------------------------
 
 
 class TestRedisBroker(BrokerContract):
@@ -20,3 +52,269 @@ class TestRedisBroker(BrokerContract):
             return RedisBroker(f"{redis_url}?visibility_timeout={visibility_timeout}")
 
         return make
+
+
+@pytest.fixture(scope="module")
+def redis_cluster() -> Iterator[RedisCluster]:
+    with RedisCluster() as cluster:
+        yield cluster
+
+
+class TestRedisClusterBroker(BrokerContract):
+    """The whole contract on a three-master cluster; each test gets its own hash tag, so the
+    tests' namespaces land on different masters."""
+
+    @pytest.fixture
+    def make_broker(self, redis_cluster: RedisCluster) -> MakeBroker:
+        prefix = f"t{next(_prefixes)}"
+
+        def make(visibility_timeout: float = 30.0) -> RedisBroker:
+            return RedisBroker(
+                f"{redis_cluster.url}&prefix={prefix}&visibility_timeout={visibility_timeout}"
+            )
+
+        return make
+
+
+# -- URLs, options, secrets --------------------------------------------------------------
+
+
+def test_redis_url_is_parsed_without_connecting() -> None:
+    port = free_port()  # nothing listens there: the constructor must not care
+    broker = RedisBroker(
+        f"redis://bob:s3cret@127.0.0.1:{port}/4?prefix=app1&socket_timeout=2"
+        "&socket_connect_timeout=0.5&max_connections=20&visibility_timeout=7"
+    )
+    kwargs = broker.config.client_kwargs
+    assert (kwargs["host"], kwargs["port"], kwargs["db"]) == ("127.0.0.1", port, 4)
+    assert (kwargs["username"], kwargs["password"]) == ("bob", "s3cret")
+    assert (kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == (2.0, 0.5)
+    assert kwargs["max_connections"] == 20
+    assert broker.visibility_timeout == 7.0
+    assert broker.keys.route == "{app1}:seq"
+    assert "s3cret" not in repr(broker) and "***" in repr(broker)
+
+
+def test_bare_password_and_defaults() -> None:
+    broker = RedisBroker("redis://s3cret@localhost")
+    kwargs = broker.config.client_kwargs
+    assert kwargs["password"] == "s3cret" and "username" not in kwargs
+    assert (kwargs["host"], kwargs["port"]) == ("localhost", 6379)
+    assert broker.config.prefix == "fq" and not broker.config.cluster
+    assert "s3cret" not in repr(broker)
+
+
+def test_rediss_url_uses_tls() -> None:
+    broker = RedisBroker(
+        "rediss://:pw@cache.example.com:6380/1?ssl_cert_reqs=none&ssl_ca_certs=/etc/ca.pem"
+    )
+    kwargs = broker.config.client_kwargs
+    assert kwargs["ssl"] is True and kwargs["ssl_cert_reqs"] == "none"
+    assert kwargs["ssl_ca_certs"] == "/etc/ca.pem"
+    client = broker._clients._new()
+    assert client.connection_pool.connection_class.__name__ == "SSLConnection"
+
+
+def test_unix_url() -> None:
+    broker = RedisBroker("unix:///run/redis/redis.sock?db=3&password=pw")
+    kwargs = broker.config.client_kwargs
+    assert kwargs["unix_socket_path"] == "/run/redis/redis.sock"
+    assert (kwargs["db"], kwargs["password"]) == (3, "pw")
+    assert "pw" not in repr(broker).replace("password", "")
+
+
+@pytest.mark.parametrize(
+    ("url", "complaint"),
+    [
+        ("redis://localhost?colour=blue&size=2", "unknown option(s) colour, size"),
+        ("redis://localhost?ssl_cert_reqs=none", "unknown option(s) ssl_cert_reqs"),
+        ("redis://localhost?socket_timeout=soon", "socket_timeout must be a positive"),
+        ("redis://localhost?prefix={x}", "no braces"),
+        ("redis://localhost/abc", "database must be a number"),
+        ("redis://localhost?cluster=maybe", "cluster must be 1 or 0"),
+        ("redis://localhost/2?cluster=1", "only has db 0"),
+        ("unix://?db=1", "needs a socket path"),
+        ("redis://localhost?visibility_timeout=-1", "visibility_timeout must be a positive"),
+    ],
+)
+def test_bad_urls_are_explained(url: str, complaint: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        RedisBroker(url)
+    assert complaint in str(info.value)
+
+
+def test_unreachable_server_names_host_and_hides_password() -> None:
+    port = free_port()
+    broker = RedisBroker(f"redis://:hunter2@127.0.0.1:{port}/0?socket_connect_timeout=1")
+    start = time.monotonic()
+    with pytest.raises(BrokerConnectionError) as info:
+        asyncio.run(broker.fetch(["q"], 1, 0))
+    assert time.monotonic() - start < 10  # no hang
+    assert f"127.0.0.1:{port}" in str(info.value)
+    assert "hunter2" not in str(info.value)
+    with pytest.raises(BrokerConnectionError):
+        asyncio.run(put(broker, msg()))
+
+
+def test_wrong_password_is_a_broker_error_without_the_password() -> None:
+    with RedisServer(password="right-one") as server:
+        good = RedisBroker(server.url)
+        m = msg()
+        asyncio.run(put(good, m))
+        assert asyncio.run(good.get_state(m.id)) is not None
+        bad = RedisBroker(f"redis://:wrong-one@127.0.0.1:{server.port}/0")
+        with pytest.raises(BrokerError) as info:
+            asyncio.run(bad.get_state(m.id))
+        assert "wrong-one" not in str(info.value) and "right-one" not in str(info.value)
+        assert f"127.0.0.1:{server.port}" in str(info.value)
+
+
+def test_unix_socket_server() -> None:
+    with RedisServer(unix_socket=True) as server:
+        broker = RedisBroker(f"unix://{server.unix_socket}?db=3&prefix=sock")
+
+        async def scenario() -> None:
+            m = msg()
+            await put(broker, m)
+            (d,) = await broker.fetch(["q"], 1, 1.0)
+            await broker.ack(d, State("SUCCESS", b"", 60))
+            await broker.close()
+
+        asyncio.run(scenario())
+        client = server.client(db=3)
+        assert client.exists("{sock}:seq") == 1
+        client.close()
+
+
+# -- behaviour beyond the contract -------------------------------------------------------
+
+
+def test_idle_fetch_blocks_instead_of_polling(redis_url: str, redis_server: RedisServer) -> None:
+    broker = RedisBroker(redis_url)
+    client = redis_server.client()
+    asyncio.run(broker.fetch(["idle"], 1, 0))  # scripts loaded, connection open
+    client.config_resetstat()
+    assert asyncio.run(broker.fetch(["idle"], 1, 1.0)) == []
+    stats = client.info("commandstats")
+    client.close()
+    scripts = stats.get("cmdstat_evalsha", {}).get("calls", 0)
+    assert scripts <= 4, f"an idle 1s fetch ran the fetch script {scripts} times"
+    assert stats.get("cmdstat_blpop", {}).get("calls", 0) >= 1
+
+
+def test_bulk_enqueue_in_chunks_and_after_script_flush(
+    redis_url: str, redis_server: RedisServer
+) -> None:
+    broker = RedisBroker(redis_url)
+    total = 2 * ENQUEUE_CHUNK + 7
+
+    async def scenario() -> None:
+        await put(broker, *(msg("bulk") for _ in range(total)))
+        (queue,) = (await broker.stats(["bulk"])).queues
+        assert queue.total_ready == total
+        client = broker._clients.get()
+        await client.script_flush()  # as after a restart or failover: NOSCRIPT, then EVAL
+        await put(broker, *(msg("bulk") for _ in range(total)))
+        got = await broker.fetch(["bulk"], 500, 1.0)
+        assert len(got) == 500
+
+    asyncio.run(scenario())
+
+
+def test_usable_after_fork(redis_url: str) -> None:
+    broker = RedisBroker(redis_url)
+    m = msg("forked")
+    assert run_sync(broker.get_state(m.id)) is None  # the parent has a client now
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            run_sync(put(broker, m))
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert [d.task_id for d in run_sync(broker.fetch(["forked"], 1, 1.0))] == [m.id]
+
+
+# -- real worker processes ---------------------------------------------------------------
+
+
+def start_worker(url: str, concurrency: int = 8) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, str(WORKER_SCRIPT), url, str(concurrency)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def stop_worker(process: subprocess.Popen[bytes]) -> str:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    assert process.stderr is not None
+    return process.stderr.read().decode(errors="replace")
+
+
+def finished(fq: FluxQueue, total: int) -> tuple[int, int]:
+    """(finished, running) of the default queue, from the broker's counts."""
+    (queue,) = run_sync(fq.broker.stats(["default"])).queues
+    return total - queue.total_ready - queue.scheduled - queue.running, queue.running
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def test_sigkilled_worker_loses_nothing(redis_url: str) -> None:
+    url = f"{redis_url}?visibility_timeout=2&prefix=kill"
+    fq = FluxQueue(url)
+    total = 200
+    handles = fq.enqueue_many([fq.named("nap").message(0.03, i) for i in range(total)])
+    first = start_worker(url)
+    try:
+        wait_for(lambda: finished(fq, total)[0] >= 40, 30, "the first worker to make progress")
+        first.kill()  # SIGKILL: no hand-back, its leases just stop being renewed
+        first.wait()
+        done, running = finished(fq, total)
+        assert done < total and running > 0, "the kill should catch tasks in flight"
+        second = start_worker(url)
+        try:
+            results = [h.result(timeout=30) for h in handles]
+        finally:
+            stop_worker(second)
+    finally:
+        stop_worker(first)
+        fq.close()
+    assert results == list(range(total))
+
+
+def test_worker_survives_a_redis_restart() -> None:
+    with RedisServer(appendonly=True) as server:
+        url = f"{server.url}?visibility_timeout=5&socket_timeout=2&socket_connect_timeout=1"
+        fq = FluxQueue(url)
+        total = 60
+        handles = fq.enqueue_many([fq.named("nap").message(0.05, i) for i in range(total)])
+        worker = start_worker(url, concurrency=4)
+        try:
+            wait_for(lambda: finished(fq, total)[0] >= 10, 30, "the worker to make progress")
+            server.stop()  # SIGTERM: the append-only file is flushed
+            time.sleep(0.5)  # the worker notices the outage
+            server.start()
+            results = [h.result(timeout=40) for h in handles]
+        finally:
+            log = stop_worker(worker)
+            fq.close()
+    assert results == list(range(total))
+    assert "unreachable" in log, log[-2000:]
