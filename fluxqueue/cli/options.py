@@ -61,6 +61,8 @@ def cli_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except FluxQueueError as exc:
             raise CliError(str(exc)) from None
+        except OSError as exc:  # a file or socket the user named, e.g. a read-only database
+            raise CliError(f"{type(exc).__name__}: {exc}") from None
         except KeyboardInterrupt:
             raise CliError("interrupted", exit_code=130) from None
 

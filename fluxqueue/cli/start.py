@@ -309,8 +309,12 @@ def exit_if_threads_linger() -> None:
     Its message is already back in its queue, but Python would wait for the thread at exit
     (a ``time.sleep(3600)`` cannot be interrupted), so the process would never end.
     """
-    stuck = [t for t in threading.enumerate() if t.name.startswith("fluxqueue-task")]
-    if not any(t.is_alive() for t in stuck):
+    stuck = [
+        t
+        for t in threading.enumerate()
+        if t.name.startswith("fluxqueue-task") and t.is_alive() and not t.daemon
+    ]
+    if not stuck:
         return
     log.warning("a task thread is still blocked after shutdown; exiting without it")
     logging.shutdown()

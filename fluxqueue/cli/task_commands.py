@@ -116,7 +116,7 @@ async def _info(app: Any, task_id: str, wait: float | None = None) -> TaskResult
     if state is None:
         return None
     info = TaskResult.from_state(task_id, state, app)
-    info.outputs = [app.decode_output(b) for b in await broker.get_outputs(task_id)]
+    info.outputs = app.decode_outputs(await broker.get_outputs(task_id))
     return info
 
 

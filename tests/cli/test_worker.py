@@ -7,10 +7,21 @@ import os
 import re
 import signal
 
+import pytest
+
 from tests.cli.conftest import Project
 
 
-def test_seed_layout_one_worker_per_queue(project: Project) -> None:
+@pytest.fixture(params=["sqlite", "redis"])
+def any_project(request: pytest.FixtureRequest, project: Project) -> Project:
+    """The project on SQLite, then on a private redis-server (tests/conftest.py)."""
+    if request.param == "redis":
+        project.url = request.getfixturevalue("redis_url") + "?visibility_timeout=2"
+    return project
+
+
+def test_seed_layout_one_worker_per_queue(any_project: Project) -> None:
+    project = any_project
     default = project.start("--tasks-module-path", "myapp.tasks", "--queue", "default")
     urgent = project.start("-t", "myapp.tasks", "-q", "urgent")
     default.wait_for("serving default")
@@ -30,7 +41,8 @@ def test_seed_layout_one_worker_per_queue(project: Project) -> None:
     # The banner lists what each worker found; the log says when each task ran and how long.
     assert "queue default: send_email, send_notification" in default.output
     assert "queue urgent: send_urgent_email" in urgent.output
-    assert "q.db" in default.output and "concurrency 16 per process" in default.output
+    assert project.url.split("?")[0].split("://")[1] in default.output
+    assert "concurrency 16 per process" in default.output
     default.wait_for(f"send_email[{email}] succeeded in")
     assert f"send_urgent_email[{rush}] started" in urgent.output
     assert rush not in default.output and email not in urgent.output
@@ -72,7 +84,10 @@ def test_burst_runs_what_is_ready_then_exits(project: Project) -> None:
     assert [project.ok("result", i).strip() for i in ids] == ["1", "2", "3", "4", "5"]
 
 
-def test_supervisor_restarts_a_killed_worker_and_every_task_completes(project: Project) -> None:
+def test_supervisor_restarts_a_killed_worker_and_every_task_completes(
+    any_project: Project,
+) -> None:
+    project = any_project
     ids = [project.enqueue("nap", "--args", "[0.4]") for _ in range(8)]
     supervisor = project.start("-t", "jobs", "-w", "2", "-c", "1", "--shutdown-timeout", "5")
     supervisor.wait_for("serving default", count=2)
