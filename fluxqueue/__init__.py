@@ -1,4 +1,10 @@
-"""fluxqueue: a Python task queue with pluggable backends."""
+"""fluxqueue: a Python task queue with pluggable backends.
+
+The public API, in groups: the app and its tasks (FluxQueue, Task, SyncTask, AsyncTask,
+Sender, TaskOptions, Message); following a task (TaskHandle, TaskResult, Status, Priority);
+inside a running task (current_task, CurrentTask, Context, Retry); plugin contracts
+(Broker, Serializer, hookimpl); and the errors, all rooted at FluxQueueError.
+"""
 
 from fluxqueue.app import FluxQueue
 from fluxqueue.backends.base import Broker
@@ -28,21 +34,17 @@ from fluxqueue.handle import Priority, Status, TaskHandle, TaskResult
 from fluxqueue.message import Message
 from fluxqueue.plugins.hookspecs import hookimpl
 from fluxqueue.serializers.base import Serializer
-from fluxqueue.task import AsyncTask, SyncTask, Task, TaskOptions
+from fluxqueue.task import AsyncTask, Sender, SyncTask, Task, TaskOptions
 
 __version__ = "0.1.0"
 
 __all__ = [
-    # The app and its tasks
     "AsyncTask",
-    # Plugin contracts
     "Broker",
-    # Errors
     "BrokerConnectionError",
     "BrokerError",
     "ConfigurationError",
     "ContentTypeRefused",
-    # Inside a running task
     "Context",
     "CurrentTask",
     "DuplicateTaskError",
@@ -54,9 +56,9 @@ __all__ = [
     "PluginConflictError",
     "PluginError",
     "PluginLoadError",
-    # Following a task
     "Priority",
     "Retry",
+    "Sender",
     "SerializationError",
     "Serializer",
     "Status",

@@ -151,13 +151,22 @@ class FluxQueue:
             )
         return serializer.loads(data)
 
-    def encode_output(self, value: Any) -> bytes:
-        """One streamed item: the value tagged with the serializer that encoded it."""
-        return frame({"content_type": self.serializer.content_type}, self.serializer.dumps(value))
+    def encode_output(self, value: Any, attempt: int = 0) -> bytes:
+        """One streamed item, tagged with the serializer that encoded it and the attempt
+        that yielded it (so a retried generator's items are told apart)."""
+        header = {"content_type": self.serializer.content_type, "attempt": attempt}
+        return frame(header, self.serializer.dumps(value))
 
-    def decode_output(self, data: bytes) -> Any:
+    def decode_output(self, data: bytes) -> tuple[int, Any]:
+        """(attempt, value) of one streamed item."""
         header, body = unframe(data)
-        return self.decode(str(header.get("content_type")), body)
+        return int(header.get("attempt", 0)), self.decode(str(header.get("content_type")), body)
+
+    def decode_outputs(self, items: Sequence[bytes]) -> list[Any]:
+        """The values the latest attempt yielded (earlier, failed attempts are dropped)."""
+        decoded = [self.decode_output(item) for item in items]
+        latest = max((attempt for attempt, _ in decoded), default=0)
+        return [value for attempt, value in decoded if attempt == latest]
 
     # -- defining tasks --------------------------------------------------------------
 
@@ -322,8 +331,12 @@ class FluxQueue:
     async def aenqueue_many(self, messages: Iterable[Message]) -> list[TaskHandle[Any]]:
         batch = list(messages)
         ttl = self.result_ttl
+        hook = self.plugins.pm.hook
+        if hook.fluxqueue_task_enqueueing.get_hookimpls():
+            for message in batch:
+                self.plugins.notify("fluxqueue_task_enqueueing", app=self, message=message)
         await self.broker.enqueue([(m, initial_state(m, ttl)) for m in batch])
-        if self.plugins.pm.hook.fluxqueue_task_enqueued.get_hookimpls():
+        if hook.fluxqueue_task_enqueued.get_hookimpls():
             for message in batch:
                 self.plugins.notify("fluxqueue_task_enqueued", app=self, message=message)
         return [TaskHandle(self, m.id) for m in batch]

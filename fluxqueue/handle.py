@@ -160,7 +160,7 @@ class TaskHandle(Generic[R]):
         if state is None:
             return TaskResult(self.id, None, None, Status.PENDING)
         info = TaskResult.from_state(self.id, state, self.app)
-        info.outputs = [self.app.decode_output(b) for b in await broker.get_outputs(self.id)]
+        info.outputs = self.app.decode_outputs(await broker.get_outputs(self.id))
         return info
 
     async def aresult(self, timeout: float | None = None) -> R:
@@ -188,17 +188,22 @@ class TaskHandle(Generic[R]):
     async def astream(self, timeout: float | None = None) -> AsyncIterator[Any]:
         """Yield a generator task's items as they are stored, until the task finishes.
 
-        Raises like :meth:`aresult` if the task fails, is aborted or times out.
+        If an attempt fails and the task is retried, the items of the retry follow those
+        already yielded. Raises like :meth:`aresult` if the task fails, is aborted or times
+        out.
         """
         broker = self.app.broker
         deadline = None if timeout is None else time.monotonic() + timeout
-        seen = 0
+        seen = latest = 0
         delay = 0.002
         while True:
             state = await broker.get_state(self.id)
             items = await broker.get_outputs(self.id, seen)
             for item in items:
-                yield self.app.decode_output(item)
+                attempt, value = self.app.decode_output(item)
+                if attempt >= latest:  # a late item of an earlier, failed attempt is skipped
+                    latest = attempt
+                    yield value
             seen += len(items)
             if items:
                 delay = 0.002

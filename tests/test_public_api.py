@@ -23,6 +23,7 @@ def test_public_api_is_pinned() -> None:
             "PluginLoadError",
             "Priority",
             "Retry",
+            "Sender",
             "SerializationError",
             "Serializer",
             "Status",

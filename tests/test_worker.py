@@ -641,12 +641,16 @@ def test_observer_hooks_see_the_task_lifecycle(fq: FluxQueue) -> None:
 
     class Recorder:
         @hookimpl
-        def fluxqueue_task_enqueued(self, message: Message) -> None:
-            events.append(f"enqueued {message.task}")
+        def fluxqueue_task_enqueueing(self, message: Message) -> None:
+            message.headers["trace"] = "t-1"
 
         @hookimpl
         def fluxqueue_task_started(self, message: Message) -> None:
-            events.append(f"started {message.task}")
+            events.append(f"started {message.task} trace={message.headers.get('trace')}")
+
+        @hookimpl
+        def fluxqueue_task_enqueued(self, message: Message) -> None:
+            events.append(f"enqueued {message.task}")
 
         @hookimpl
         def fluxqueue_task_succeeded(self, message: Message, result: Any) -> None:
@@ -663,9 +667,6 @@ def test_observer_hooks_see_the_task_lifecycle(fq: FluxQueue) -> None:
         @hookimpl
         def fluxqueue_task_dead_lettered(self, reason: str) -> None:
             events.append(f"dead {reason}")
-
-        @hookimpl
-        def fluxqueue_task_started_broken(self) -> None: ...
 
     @fq.task
     def ok() -> int:
@@ -685,11 +686,25 @@ def test_observer_hooks_see_the_task_lifecycle(fq: FluxQueue) -> None:
     assert events == [
         "enqueued ok",
         "enqueued bad",
-        "started ok",
+        "started ok trace=t-1",
         "succeeded ok=5",
-        "started bad",
+        "started bad trace=t-1",
         "retried bad",
-        "started bad",
+        "started bad trace=t-1",
         "failed bad: v",
         "dead ValueError: v",
     ]
+
+
+def test_a_retried_generator_keeps_only_the_last_attempts_items(fq: FluxQueue) -> None:
+    @fq.task(max_retries=1, backoff=0)
+    def flaky_stream() -> Iterator[str]:
+        yield f"a{current_task().attempt}"
+        if current_task().attempt == 0:
+            raise ValueError("first attempt fails after one item")
+        yield "b"
+
+    handle = flaky_stream()
+    run_all(fq)
+    assert handle.info().outputs == ["a1", "b"]
+    assert list(handle.stream()) == ["a0", "a1", "b"]  # live readers saw the failed attempt

@@ -38,6 +38,12 @@ def fluxqueue_register_serializers(register: Register) -> None:
 
 
 @hookspec
+def fluxqueue_task_enqueueing(app: Any, message: Message) -> None:
+    """A message is about to be handed to the broker; ``message.headers`` may still be
+    changed (a tracing plugin adds its context here)."""
+
+
+@hookspec
 def fluxqueue_task_enqueued(app: Any, message: Message) -> None:
     """A message was handed to the broker."""
 

@@ -230,7 +230,8 @@ class Executor:
         return await loop.run_in_executor(self.worker.pool, ctx.run, slot.call, fn, args, kwargs)
 
     async def _output(self, message: Message, item: Any) -> None:
-        await self.broker.add_output(message.id, self.app.encode_output(item), self.app.result_ttl)
+        data = self.app.encode_output(item, message.attempt)
+        await self.broker.add_output(message.id, data, self.app.result_ttl)
 
     def _context_for(self, fn: Any) -> Context:
         cls: type[Context] = Context
@@ -289,6 +290,9 @@ class Executor:
         """Retry when the task allows it, else FAILURE and a dead letter."""
         message, delivery = job.message, job.delivery
         now = time.time()
+        if isinstance(error, Retry) and message and message.attempt >= message.max_retries:
+            reason = f"gave up after {message.attempt + 1} attempts: {error.reason}"
+            error = Retry(reason=reason)
         details: dict[str, Any] = {
             "error_type": type_name(error),
             "error": str(error) or repr(error),

@@ -17,13 +17,13 @@ import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from fluxqueue.backends.base import WorkerInfo
 from fluxqueue.errors import BrokerConnectionError, ConfigurationError
 from fluxqueue.task import check_queue
 from fluxqueue.worker.executor import Executor, Job
+from fluxqueue.worker.threads import DaemonPool
 
 if TYPE_CHECKING:
     from fluxqueue.app import FluxQueue
@@ -75,7 +75,7 @@ class Worker:
         self.handle_signals = (not burst) if handle_signals is None else handle_signals
         self.abort_check_interval = abort_check_interval
         self.id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-        self.pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="fluxqueue-task")
+        self.pool = DaemonPool(self.concurrency)
         self.jobs: dict[asyncio.Task[None], Job] = {}
         self._executor = Executor(self)
         self._stopping: asyncio.Event | None = None

@@ -8,9 +8,13 @@ technique Dramatiq's time limits use. Code blocked inside a C call (a socket rea
 from __future__ import annotations
 
 import ctypes
+import queue
 import threading
 from collections.abc import Callable
-from typing import Any
+from concurrent.futures import Executor, Future
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class Interrupt(BaseException):
@@ -52,3 +56,72 @@ class ThreadSlot:
             self._interrupted = True
             if self._ident is not None:
                 _set_async_exc(self._ident, Interrupt)
+
+
+class DaemonPool(Executor):
+    """A fixed pool of daemon threads for sync task bodies.
+
+    ``ThreadPoolExecutor`` threads are joined when the interpreter exits, so one task stuck
+    in a C call after its timeout or abort would keep a stopped worker process alive. These
+    threads are daemons: once the worker has handed back or recorded every task, the
+    process can exit whatever a runaway thread is doing.
+    """
+
+    def __init__(self, size: int, name: str = "fluxqueue-task") -> None:
+        self._size = size
+        self._name = name
+        self._work: queue.SimpleQueue[
+            tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None
+        ]
+        self._work = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        if kwargs:
+            raise TypeError("DaemonPool.submit takes positional arguments only")
+        future: Future[T] = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the task thread pool is shut down")
+            if len(self._threads) < self._size:
+                thread = threading.Thread(
+                    target=self._serve, name=f"{self._name}-{len(self._threads)}", daemon=True
+                )
+                self._threads.append(thread)
+                thread.start()
+        self._work.put((future, fn, args))
+        return future
+
+    def _serve(self) -> None:
+        while True:
+            item = self._work.get()
+            if item is None:
+                return
+            future, fn, args = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = fn(*args)
+            except BaseException as exc:  # the task wrapper reports errors; this is a backstop
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            self._closed = True
+            threads = list(self._threads)
+        while cancel_futures:
+            try:
+                item = self._work.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                item[0].cancel()
+        for _ in threads:
+            self._work.put(None)
+        if wait:
+            for thread in threads:
+                thread.join()
