@@ -183,6 +183,18 @@ class BrokerContract:
 
         run(scenario())
 
+    def test_enqueue_same_id_replaces(self, broker: Broker) -> None:
+        async def scenario() -> None:
+            first = msg(priority=3)
+            second = replace(first, priority=0, body=b"[[2],{}]")
+            await put(broker, first)
+            await put(broker, second)
+            got = await broker.fetch(["q"], 10, 1.0)
+            assert [d.task_id for d in got] == [first.id]
+            assert Message.decode(got[0].data) == second
+
+        run(scenario())
+
     # -- delays ----------------------------------------------------------------------
 
     def test_delayed_message_waits_for_its_eta(self, broker: Broker) -> None:
@@ -348,6 +360,18 @@ class BrokerContract:
 
         run(scenario())
 
+    def test_abort_keeps_the_state_data(self, broker: Broker) -> None:
+        async def scenario() -> None:
+            m = msg()
+            await put(broker, m)
+            before = await broker.get_state(m.id)
+            assert await broker.abort(m.id) == "aborted"
+            after = await broker.get_state(m.id)
+            assert before is not None and after is not None
+            assert (after.status, after.data) == ("ABORTED", before.data)
+
+        run(scenario())
+
     def test_abort_running_is_a_request(self, broker: Broker) -> None:
         async def scenario() -> None:
             m, other = msg(), msg()
@@ -386,6 +410,21 @@ class BrokerContract:
 
         run(scenario())
 
+    def test_dead_letters_oldest_first_with_limit(self, broker: Broker) -> None:
+        async def scenario() -> None:
+            batch = [msg() for _ in range(5)]
+            await put(broker, *batch)
+            order = []
+            for _ in batch:
+                (d,) = await broker.fetch(["q"], 1, 1.0)
+                await broker.dead_letter(d, "boom", State("FAILURE", b"", 60))
+                order.append(d.task_id)
+            letters = await broker.dead_letters("q", limit=3)
+            assert [x.task_id for x in letters] == order[:3]
+            assert all(abs(x.failed_at - time.time()) < 60 for x in letters)
+
+        run(scenario())
+
     # -- administration --------------------------------------------------------------
 
     def test_stats(self, broker: Broker) -> None:
@@ -408,6 +447,15 @@ class BrokerContract:
             await broker.remove_worker("w1")
             assert (await broker.stats(["q"])).workers == []
             await broker.ack(running, State("SUCCESS", b""))
+
+        run(scenario())
+
+    def test_stats_count_ready_per_priority(self, broker: Broker) -> None:
+        async def scenario() -> None:
+            await put(broker, msg(priority=0), msg(priority=3), msg(priority=3), msg(priority=1))
+            (q,) = (await broker.stats(["q"])).queues
+            assert q.ready == {0: 1, 1: 1, 3: 2}
+            assert q.total_ready == 4
 
         run(scenario())
 

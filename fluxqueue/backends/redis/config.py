@@ -31,7 +31,7 @@ OPTIONS: dict[str, str] = {
     "password": "password (prefer the user:password@ part of the URL)",
     "socket_timeout": "seconds to wait for a reply before giving up (default 10)",
     "socket_connect_timeout": "seconds to wait for a connection (default 5)",
-    "max_connections": "connections per event loop (default: unbounded)",
+    "max_connections": "connections per event loop; more callers wait (default 100)",
     "health_check_interval": "seconds after which an idle connection is checked first",
     "block_timeout": "longest single blocking wait of an idle fetch (default 5)",
     "client_name": "CLIENT SETNAME shown in CLIENT LIST",

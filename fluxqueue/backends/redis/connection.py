@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from redis import exceptions as rex
-from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import (
     AbstractConnection,
@@ -36,6 +36,9 @@ from fluxqueue.errors import BrokerConnectionError, BrokerError
 __all__ = ["Clients", "translate_errors"]
 
 log = logging.getLogger("fluxqueue.redis")
+
+#: Connections per event loop unless the URL says ``max_connections``.
+DEFAULT_MAX_CONNECTIONS = 100
 
 # Failures that go away by themselves: the server is down, restarting, loading its data,
 # failing over, or the cluster is resharding. The worker retries these with backoff.
@@ -91,17 +94,15 @@ class Clients:
             cls = UnixDomainSocketConnection
         else:
             cls = Connection
-        pool: ConnectionPool
-        if max_connections is None:
-            pool = ConnectionPool(connection_class=cls, retry=retry, **kwargs)
-        else:
-            pool = BlockingConnectionPool(
-                connection_class=cls,
-                max_connections=max_connections,
-                timeout=kwargs.get("socket_timeout"),
-                retry=retry,
-                **kwargs,
-            )
+        # Blocking: with every connection busy, a call waits for one (up to the socket
+        # timeout) instead of failing, as redis-py's default pool does past 100.
+        pool = BlockingConnectionPool(
+            connection_class=cls,
+            max_connections=max_connections or DEFAULT_MAX_CONNECTIONS,
+            timeout=kwargs.get("socket_timeout"),
+            retry=retry,
+            **kwargs,
+        )
         return Redis(connection_pool=pool)
 
     async def close(self) -> None:
