@@ -341,9 +341,10 @@ class Executor:
                     delay=delay,
                 )
                 log.warning(
-                    "%s[%s] failed (%s: %s); retry %d/%d in %.2fs",
+                    "%s[%s] failed in %.3fs (%s: %s); retry %d/%d in %.2fs",
                     message.task,
                     message.id,
+                    now - started,
                     details["error_type"],
                     details["error"],
                     retry.attempt,
@@ -372,7 +373,11 @@ class Executor:
             reason=reason,
         )
         log.error(
-            "%s[%s] failed for good: %s", message.task if message else "?", delivery.task_id, reason
+            "%s[%s] failed for good in %.3fs: %s",
+            message.task if message else "?",
+            delivery.task_id,
+            now - started,
+            reason,
         )
 
     @staticmethod
