@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -202,10 +203,15 @@ def test_idle_fetch_blocks_instead_of_polling(redis_url: str, redis_server: Redi
     assert stats.get("cmdstat_blpop", {}).get("calls", 0) >= 1
 
 
+@pytest.mark.parametrize("kind", ["single", "cluster"])
 def test_bulk_enqueue_in_chunks_and_after_script_flush(
-    redis_url: str, redis_server: RedisServer
+    kind: str, request: pytest.FixtureRequest
 ) -> None:
-    broker = RedisBroker(redis_url)
+    if kind == "cluster":
+        url = request.getfixturevalue("redis_cluster").url + f"&prefix=bulk{next(_prefixes)}"
+    else:
+        url = request.getfixturevalue("redis_url")
+    broker = RedisBroker(url)
     total = 2 * ENQUEUE_CHUNK + 7
 
     async def scenario() -> None:
@@ -318,3 +324,35 @@ def test_worker_survives_a_redis_restart() -> None:
             fq.close()
     assert results == list(range(total))
     assert "unreachable" in log, log[-2000:]
+
+
+# -- the docs' examples ------------------------------------------------------------------
+
+DOC = ROOT / "docs" / "backends" / "redis.md"
+DOC_URL = "redis://127.0.0.1:6379/0"
+
+
+def doc_examples() -> list[tuple[str, str]]:
+    """(code, expected output) of each runnable example in docs/backends/redis.md."""
+    blocks = re.findall(r"```(\w+)\n(.*?)```", DOC.read_text(), re.S)
+    found = []
+    for i, (lang, code) in enumerate(blocks):
+        if lang == "python" and f'REDIS_URL = "{DOC_URL}"' in code:
+            follows = blocks[i + 1] if i + 1 < len(blocks) else ("", "")
+            found.append((code, follows[1] if follows[0] == "text" else ""))
+    return found
+
+
+@pytest.mark.parametrize("index", range(len(doc_examples())))
+def test_docs_examples_run(index: int, redis_url: str) -> None:
+    code, expected = doc_examples()[index]
+    proc = subprocess.run(
+        [sys.executable, "-c", code.replace(DOC_URL, redis_url)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert expected.strip() in proc.stdout, proc.stdout

@@ -52,7 +52,6 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
     rex.ClusterDownError,
     rex.SlotNotCoveredError,
     rex.MaxConnectionsError,
-    rex.RedisClusterException,
     OSError,
     asyncio.TimeoutError,
 )
@@ -140,6 +139,11 @@ def translate_errors(where: str, secret: str | None) -> Iterator[None]:
         raise BrokerError(f"Redis at {where} refused the credentials: {_clean(exc, secret)}")
     except _TRANSIENT as exc:
         raise BrokerConnectionError(f"cannot reach Redis at {where}: {_clean(exc, secret)}")
+    except rex.RedisClusterException as exc:
+        # redis-py uses this one class both for "no node answers" and for misuse.
+        if "cannot be connected" in str(exc):
+            raise BrokerConnectionError(f"cannot reach Redis at {where}: {_clean(exc, secret)}")
+        raise BrokerError(f"Redis Cluster at {where} failed: {_clean(exc, secret)}")
     except rex.RedisError as exc:
         raise BrokerError(f"Redis at {where} failed: {_clean(exc, secret)}")
 
