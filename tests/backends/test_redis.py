@@ -155,6 +155,9 @@ def test_unreachable_server_names_host_and_hides_password() -> None:
     assert "hunter2" not in str(info.value)
     with pytest.raises(BrokerConnectionError):
         asyncio.run(put(broker, msg()))
+    nowhere = f"/tmp/fluxqueue-no-such-{port}.sock"
+    with pytest.raises(BrokerConnectionError, match=f"unix socket {nowhere}"):
+        asyncio.run(RedisBroker(f"unix://{nowhere}?password=hunter2").get_state("x"))
 
 
 def test_wrong_password_is_a_broker_error_without_the_password() -> None:
