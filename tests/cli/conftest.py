@@ -177,8 +177,11 @@ class Worker:
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Iterator[Project]:
+def project(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Project]:
+    """A project on SQLite; on Redis instead with FLUXQUEUE_TEST_CLI_BROKER=redis."""
     proj = Project(tmp_path)
+    if os.environ.get("FLUXQUEUE_TEST_CLI_BROKER") == "redis":
+        proj.url = request.getfixturevalue("redis_url") + "?visibility_timeout=2"
     yield proj
     for worker in proj.workers:  # never leave a process behind, even when a test fails
         if worker.proc.poll() is None:

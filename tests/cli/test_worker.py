@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import time
 
 import pytest
 
@@ -120,7 +121,7 @@ def test_json_logs_are_one_object_per_line(project: Project) -> None:
     assert done.returncode == 0, done.stderr
     records = [json.loads(line) for line in done.stderr.splitlines()]
     assert records[0]["message"].startswith("fluxqueue ")
-    assert records[0]["broker"].startswith("sqlite:///")
+    assert records[0]["broker"].startswith(project.url.split("://")[0] + "://")
     assert any(r["message"].startswith("add[") and "succeeded" in r["message"] for r in records)
     assert {"time", "level", "logger", "pid"} <= set(records[-1])
 
@@ -140,3 +141,46 @@ def test_variables_configure_the_worker_and_flags_win(project: Project) -> None:
     assert done.returncode == 0, done.stderr
     assert "queue default: send_email" in done.stderr
     assert "concurrency 3 per process" in done.stderr
+
+
+def test_second_sigint_stops_at_once_and_hands_the_task_back(project: Project) -> None:
+    worker = project.start("-t", "jobs", "--shutdown-timeout", "60")
+    worker.wait_for("serving default")
+    task_id = project.enqueue("nap", "--args", "[0.5]")
+    long_id = project.enqueue("nap", "--args", "[60]")
+    worker.wait_for(f"nap[{long_id}] started")
+    worker.signal(signal.SIGINT)
+    worker.wait_for("stopping: finishing")
+    worker.signal(signal.SIGINT)
+    assert worker.wait(timeout=15) == 0
+    assert "second interrupt: stopping now" in worker.output
+    assert f"nap[{long_id}] handed back" in worker.output
+    assert project.json("status", long_id)["status"] == "PENDING"
+    assert project.json("status", task_id)["status"] in ("SUCCESS", "PENDING")
+
+
+def test_supervisor_forwards_sigint_and_children_outlive_no_supervisor(project: Project) -> None:
+    supervisor = project.start("-t", "jobs", "-w", "2", "--shutdown-timeout", "5")
+    supervisor.wait_for("serving default", count=2)
+    children = [int(p) for p in re.findall(r"started \(pid (\d+)\)", supervisor.output)]
+    assert len(children) == 2
+    supervisor.signal(signal.SIGKILL)  # the supervisor dies without a word
+    supervisor.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in children), "children stop when the supervisor is gone"
+    assert supervisor.output.count("supervisor (pid") == 2
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped by init) counts as gone.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
