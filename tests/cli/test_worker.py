@@ -159,7 +159,7 @@ def test_second_sigint_stops_at_once_and_hands_the_task_back(project: Project) -
     assert project.json("status", task_id)["status"] in ("SUCCESS", "PENDING")
 
 
-def test_supervisor_forwards_sigint_and_children_outlive_no_supervisor(project: Project) -> None:
+def test_workers_stop_when_their_supervisor_is_killed(project: Project) -> None:
     supervisor = project.start("-t", "jobs", "-w", "2", "--shutdown-timeout", "5")
     supervisor.wait_for("serving default", count=2)
     children = [int(p) for p in re.findall(r"started \(pid (\d+)\)", supervisor.output)]
@@ -171,6 +171,15 @@ def test_supervisor_forwards_sigint_and_children_outlive_no_supervisor(project: 
         time.sleep(0.1)
     assert not any(_alive(pid) for pid in children), "children stop when the supervisor is gone"
     assert supervisor.output.count("supervisor (pid") == 2
+
+
+def test_supervisor_forwards_sigint(project: Project) -> None:
+    supervisor = project.start("-t", "jobs", "-w", "2", "--shutdown-timeout", "5")
+    supervisor.wait_for("serving default", count=2)
+    supervisor.signal(signal.SIGINT)
+    assert supervisor.wait() == 0
+    assert "SIGINT received: stopping 2 worker process(es)" in supervisor.output
+    assert supervisor.output.count("stopping: finishing 0 running task(s)") == 2
 
 
 def _alive(pid: int) -> bool:
