@@ -82,6 +82,7 @@ class Worker:
         self._freed: asyncio.Event | None = None
         self._force = False
         self._interrupts = 0
+        self._ticking = False
 
     # -- control ---------------------------------------------------------------------
 
@@ -129,12 +130,16 @@ class Worker:
                 "worker %s serving %s (concurrency %d, broker %r)",
                 self.id, ", ".join(self.queues), self.concurrency, app.broker,
             )  # fmt: skip
+            self._ticking = True
             ticker = asyncio.ensure_future(self._tick())
             try:
                 await self._fetch_loop()
             finally:
                 app.plugins.notify("fluxqueue_worker_stopping", app=app, worker_id=self.id)
                 await self._drain()
+                # A client library may swallow the cancellation (seen with redis-py while it
+                # connects), so the loop also ends on this flag.
+                self._ticking = False
                 ticker.cancel()
                 await asyncio.gather(ticker, return_exceptions=True)
                 try:
@@ -252,7 +257,7 @@ class Worker:
         info = WorkerInfo(
             self.id, socket.gethostname(), os.getpid(), self.queues, self.concurrency, time.time()
         )
-        while True:
+        while self._ticking:
             now = time.monotonic()
             try:
                 if now - last_beat >= beat_every:

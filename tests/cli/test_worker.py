@@ -83,6 +83,12 @@ def test_burst_runs_what_is_ready_then_exits(project: Project) -> None:
     done = project.run("start", "-t", "jobs", "--burst", "-b", project.url)
     assert done.returncode == 0, done.stderr
     assert [project.ok("result", i).strip() for i in ids] == ["1", "2", "3", "4", "5"]
+    # With a supervisor, each process exits when the queue is empty, then the supervisor.
+    ids = [project.enqueue("add", "--args", f"[{i}, 10]") for i in range(4)]
+    done = project.run("start", "-t", "jobs", "--burst", "-w", "2", "-b", project.url)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("exited with status 0") == 2
+    assert [project.ok("result", i).strip() for i in ids] == ["10", "11", "12", "13"]
 
 
 def test_supervisor_restarts_a_killed_worker_and_every_task_completes(
