@@ -30,7 +30,12 @@ from fluxqueue.cli.options import (
     cli_errors,
     split_values,
 )
-from fluxqueue.cli.supervisor import SUPERVISOR_PID_ENV, WORKER_INDEX_ENV, Supervisor
+from fluxqueue.cli.supervisor import (
+    KILL_GRACE,
+    SUPERVISOR_PID_ENV,
+    WORKER_INDEX_ENV,
+    Supervisor,
+)
 from fluxqueue.errors import FluxQueueError
 from fluxqueue.worker.runtime import DEFAULT_CONCURRENCY, Worker
 
@@ -332,4 +337,8 @@ async def watch_supervisor(worker: Worker, supervisor_pid: int) -> Any:
         if os.getppid() != supervisor_pid:
             log.warning("supervisor (pid %d) is gone: stopping", supervisor_pid)
             worker.stop()
-            return
+            # Nobody is left to kill this process if the stop hangs: do it ourselves.
+            await asyncio.sleep(worker.shutdown_timeout + KILL_GRACE)
+            log.error("worker did not stop in time after its supervisor left: exiting")
+            logging.shutdown()
+            os._exit(1)
