@@ -130,7 +130,7 @@ def test_dead_letters_list_retry_purge(project: Project) -> None:
     assert table.splitlines()[0].split() == ["ID", "TASK", "ATTEMPTS", "FAILED", "AT", "REASON"]
     assert all(task_id in table for task_id in bad) and "ValueError: no 1" in table
     letters = project.json("dead", "list", "--queue", "default")
-    assert [d["id"] for d in letters] == bad
+    assert sorted(d["id"] for d in letters) == sorted(bad)  # they fail concurrently
     assert {d["task"] for d in letters} == {"boom"} and letters[0]["attempts"] == 1
 
     assert (
