@@ -37,7 +37,7 @@ R = TypeVar("R")
 C = TypeVar("C")
 
 #: Used when neither an argument nor FLUXQUEUE_BROKER_URL / FLUXQUEUE_REDIS_URL names a broker.
-DEFAULT_BROKER_URL = "memory://"
+DEFAULT_BROKER_URL = "sqlite:///fluxqueue.db"
 DEFAULT_RESULT_TTL = 24 * 3600.0
 
 

@@ -1,4 +1,5 @@
-"""Every example in examples/ runs against memory:// and prints what the docs show.
+"""Every example in examples/ runs (against memory://, the quickstart on its default
+SQLite file) and prints what the docs show.
 
 The docs pages duplicate these files; `test_docs_match_examples` checks that each one is
 included verbatim in some page, so the two cannot drift apart.
@@ -19,6 +20,7 @@ DOCS = ROOT / "docs"
 # script -> a line its output must contain
 EXPECTED = {
     "quickstart_memory.py": "add -> 5",
+    "quickstart.py": "worker stopped with exit code 0",
     "retries.py": "flaky: succeeded on attempt 3 | attempts: 3",
     "streaming.py": "item: {'line': 3, 'words': 3}",
     "async_tasks.py": "profile: {'id': 7, 'name': 'user-7'}",
