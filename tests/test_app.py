@@ -1,5 +1,7 @@
 """Configuration: how FluxQueue picks its broker and serializer, and the errors it gives."""
 
+from pathlib import Path
+
 import pytest
 
 from fluxqueue import (
@@ -115,3 +117,12 @@ def test_repr_never_shows_a_password() -> None:
 def test_context_outside_a_worker_is_a_clear_error() -> None:
     with pytest.raises(FluxQueueError, match=r"fq.context is only available while a worker runs"):
         _ = FluxQueue("memory://").context
+
+
+def test_default_is_a_sqlite_file_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    fq = FluxQueue()
+    assert fq.broker.url == "sqlite:///fluxqueue.db"
+    assert str(tmp_path / "fluxqueue.db") in repr(fq.broker)
