@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -18,6 +19,8 @@ from fluxqueue.state import initial_state
 
 if TYPE_CHECKING:
     from fluxqueue.app import FluxQueue
+
+log = logging.getLogger("fluxqueue.admin")
 
 __all__ = ["Admin", "DeadLetterInfo"]
 
@@ -66,8 +69,11 @@ class Admin:
         """Enqueue dead letters again with their attempts reset; (retried, skipped).
 
         Undecodable letters are skipped and stay. Each retried letter is enqueued before it
-        is removed, so a crash in between can duplicate it but never lose it.
+        is removed, so a crash in between can duplicate it but never lose it. With a signing
+        key, a letter is signed again (its attempts changed) only if its own signature
+        verifies: an unsigned or forged letter is skipped, never laundered into a valid one.
         """
+        signer = self.app.signer
         broker = self.app.broker
         wanted = None if task_ids is None else set(task_ids)
         retried: list[str] = []
@@ -76,10 +82,16 @@ class Admin:
             if wanted is not None and letter.task_id not in wanted:
                 continue
             try:
-                message = replace(Message.decode(letter.data), attempt=0, eta=None)
-            except MessageError:
+                original = Message.decode(letter.data)
+                if signer is not None:
+                    signer.verify(original)
+            except MessageError as exc:
+                log.warning("dead letter %s not retried: %s", letter.task_id, exc)
                 skipped += 1
                 continue
+            message = replace(original, attempt=0, eta=None)
+            if signer is not None:
+                signer.sign(message)
             await broker.enqueue([(message, initial_state(message, self.app.result_ttl))])
             retried.append(letter.task_id)
         if retried:

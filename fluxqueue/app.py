@@ -24,6 +24,14 @@ from fluxqueue.errors import (
 from fluxqueue.handle import Priority, TaskHandle
 from fluxqueue.message import Message, frame, unframe
 from fluxqueue.plugins.manager import PluginManager, get_plugin_manager
+from fluxqueue.security import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_MAX_RESULT_SIZE,
+    Signer,
+    check_body_size,
+    make_signer,
+    size_limit,
+)
 from fluxqueue.serializers.base import Serializer
 from fluxqueue.state import initial_state
 from fluxqueue.task import AsyncTask, Sender, SyncTask, Task, TaskOptions, TaskSpec
@@ -73,6 +81,12 @@ class FluxQueue:
     is used, then ``DEFAULT_BROKER_URL``. ``serializer`` is a registered name (``"json"``,
     the default; ``"pickle"``) or an instance; ``accept`` lists the serializer names a worker
     of this app decodes (default: ``json`` and the app's own serializer).
+
+    ``signing_key`` (else ``FLUXQUEUE_SIGNING_KEY``) signs every message and makes workers
+    refuse unsigned or tampered ones; ``verify_keys`` (else ``FLUXQUEUE_SIGNING_KEYS_OLD``)
+    are still accepted during a key rotation. ``max_message_size`` and ``max_result_size``
+    (else ``FLUXQUEUE_MAX_MESSAGE_SIZE`` / ``FLUXQUEUE_MAX_RESULT_SIZE``; 512 KiB each; 0 for
+    no limit) bound serialized arguments and results. See ``docs/security.md``.
     """
 
     def __init__(
@@ -83,6 +97,10 @@ class FluxQueue:
         serializer: str | Serializer | None = None,
         accept: Sequence[str] | None = None,
         result_ttl: float | None = DEFAULT_RESULT_TTL,
+        signing_key: str | bytes | None = None,
+        verify_keys: Sequence[str | bytes] | None = None,
+        max_message_size: int | None = None,
+        max_result_size: int | None = None,
     ) -> None:
         self.plugins: PluginManager = get_plugin_manager()
         if broker is not None and redis_url is not None:
@@ -103,6 +121,13 @@ class FluxQueue:
         self.accept: list[str] = []
         self._decoders: dict[str, Serializer] = {}
         self.set_accept(accept or _env_list("FLUXQUEUE_ACCEPT") or [])
+        self.signer: Signer | None = make_signer(signing_key, verify_keys)
+        self.max_message_size = size_limit(
+            max_message_size, "FLUXQUEUE_MAX_MESSAGE_SIZE", DEFAULT_MAX_MESSAGE_SIZE
+        )
+        self.max_result_size = size_limit(
+            max_result_size, "FLUXQUEUE_MAX_RESULT_SIZE", DEFAULT_MAX_RESULT_SIZE
+        )
         self.tasks: dict[str, Task[Any, Any]] = {}
         self._lifespan: Callable[[], Any] | None = None
         self._context: Any = None
@@ -283,9 +308,16 @@ class FluxQueue:
         """Serialize a call's arguments; on failure, name the argument that is at fault."""
         serializer = self.serializer
         try:
-            return serializer.dumps([args, kwargs])
+            body = serializer.dumps([args, kwargs])
         except SerializationError as exc:
             raise self._argument_error(spec, args, kwargs, exc) from None
+        limit = self.max_message_size
+        if limit is not None and len(body) > limit:
+            check_body_size(
+                len(body), limit, f"the serialized arguments of task {spec.name!r}",
+                "max_message_size",
+            )  # fmt: skip
+        return body
 
     def _argument_error(
         self,
@@ -335,6 +367,10 @@ class FluxQueue:
         if hook.fluxqueue_task_enqueueing.get_hookimpls():
             for message in batch:
                 self.plugins.notify("fluxqueue_task_enqueueing", app=self, message=message)
+        signer = self.signer
+        if signer is not None:  # after the hook: headers it adds are signed too
+            for message in batch:
+                signer.sign(message)
         await self.broker.enqueue([(m, initial_state(m, ttl)) for m in batch])
         if hook.fluxqueue_task_enqueued.get_hookimpls():
             for message in batch:

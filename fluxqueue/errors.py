@@ -7,8 +7,10 @@
     │   ├── PluginLoadError                  a plugin failed to import (strict mode)
     │   └── PluginConflictError              two plugins claim one name
     ├── SerializationError (TypeError)       an argument or result the serializer refuses
+    │   └── PayloadTooLarge                  arguments or a result over the size limit
     ├── MessageError                         a payload that cannot be decoded or is refused
-    │   └── ContentTypeRefused               a serializer the worker does not accept
+    │   ├── ContentTypeRefused               a serializer the worker does not accept
+    │   └── SignatureError                   unsigned or tampered, on a worker with a key
     ├── BrokerError                          the broker failed an operation
     │   └── BrokerConnectionError (ConnectionError)  the broker cannot be reached
     ├── TaskError
@@ -61,6 +63,22 @@ class MessageError(FluxQueueError):
 
 class ContentTypeRefused(MessageError):
     """The message was encoded with a serializer this worker does not accept."""
+
+
+class SignatureError(MessageError):
+    """A worker with a signing key got an unsigned message or one whose signature fails."""
+
+
+class PayloadTooLarge(SerializationError):
+    """Serialized arguments or a result exceed ``max_message_size`` / ``max_result_size``.
+
+    ``size`` and ``limit`` are in bytes. Never retried: the same call gives the same size.
+    """
+
+    def __init__(self, message: str, *, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(message)
 
 
 class BrokerError(FluxQueueError):

@@ -18,6 +18,7 @@ def test_public_api_is_pinned() -> None:
             "InvalidTaskError",
             "Message",
             "MessageError",
+            "PayloadTooLarge",
             "PluginConflictError",
             "PluginError",
             "PluginLoadError",
@@ -26,6 +27,7 @@ def test_public_api_is_pinned() -> None:
             "Sender",
             "SerializationError",
             "Serializer",
+            "SignatureError",
             "Status",
             "SyncTask",
             "Task",
@@ -48,7 +50,7 @@ def test_public_api_is_pinned() -> None:
 
 
 def test_every_error_is_a_fluxqueue_error() -> None:
-    errors = [getattr(fluxqueue, n) for n in fluxqueue.__all__ if n.endswith(("Error", "Refused"))]
+    errors = [getattr(fluxqueue, n) for n in fluxqueue.__all__ if n.endswith(("Error", "Refused", "TooLarge"))]
     errors += [fluxqueue.TaskFailed, fluxqueue.TaskAborted, fluxqueue.TaskTimeout, fluxqueue.Retry]
     for error in errors:
         assert issubclass(error, fluxqueue.FluxQueueError), error

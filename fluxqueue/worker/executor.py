@@ -28,6 +28,7 @@ from fluxqueue.errors import (
     UnknownTaskError,
 )
 from fluxqueue.message import Delivery, Message, frame
+from fluxqueue.security import MAX_HEADER_SIZE, check_body_size
 from fluxqueue.state import State, encode_state, initial_state
 from fluxqueue.worker.threads import Interrupt, ThreadSlot
 
@@ -141,11 +142,26 @@ class Executor:
             await self.handback(job)
 
     def _prepare(self, job: Job) -> tuple[Message, Task[Any, Any], tuple[Any, ...], dict[str, Any]]:
+        app = self.app
+        limit = app.max_message_size
+        data = job.delivery.data
+        if limit is not None and len(data) > limit + MAX_HEADER_SIZE:  # before any parsing
+            try:
+                check_body_size(len(data), limit, "the message", "max_message_size")
+            except SerializationError as exc:
+                raise _Reject(exc) from None
         try:
-            message = Message.decode(job.delivery.data)
+            message = Message.decode(data)
         except MessageError as exc:
             raise _Reject(MessageError(f"undecodable message: {exc}")) from None
         job.message = message
+        try:
+            if limit is not None:
+                check_body_size(len(message.body), limit, "the message body", "max_message_size")
+            if app.signer is not None:  # before the body is decoded: pickle runs code
+                app.signer.verify(message)
+        except (MessageError, SerializationError) as exc:
+            raise _Reject(exc) from None
         task = self.app.tasks.get(message.task)
         if task is None:
             known = ", ".join(sorted(self.app.tasks)) or "none"
@@ -261,6 +277,15 @@ class Executor:
             )
             await self._fail(job, error, started, task)
             return
+        if self.app.max_result_size is not None and len(body) > self.app.max_result_size:
+            try:
+                check_body_size(
+                    len(body), self.app.max_result_size,
+                    f"the return value of task {message.task!r}", "max_result_size",
+                )  # fmt: skip
+            except SerializationError as exc:
+                await self._fail(job, exc, started, task)
+                return
         now = time.time()
         state = encode_state(
             "SUCCESS",
@@ -325,6 +350,8 @@ class Executor:
                 retry = replace(
                     message, attempt=message.attempt + 1, eta=now + delay if delay > 0 else None
                 )
+                if self.app.signer is not None:  # attempt and eta changed: sign again
+                    self.app.signer.sign(retry)
                 state = encode_state(
                     "RETRYING",
                     retry,
