@@ -359,3 +359,33 @@ def test_docs_examples_run(index: int, redis_url: str) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert expected.strip() in proc.stdout, proc.stdout
+
+
+def test_cancellation_is_never_lost(redis_url: str) -> None:
+    """redis-py sends through asyncio.wait_for, which on Python 3.11 can drop a cancel."""
+
+    async def scenario() -> tuple[int, int]:
+        lost = cancelled = 0
+        for i in range(300):
+            broker = RedisBroker(redis_url)  # a fresh client: the cancel may hit the connect
+
+            async def work(broker: RedisBroker = broker) -> None:
+                await broker.get_state("x")
+                await broker.get_state("y")
+
+            task = asyncio.ensure_future(work())
+            for _ in range(1 + i % 20):
+                await asyncio.sleep(0)
+            if task.done():
+                continue
+            task.cancel()
+            try:
+                await task
+                lost += 1
+            except asyncio.CancelledError:
+                cancelled += 1
+            await broker.close()
+        return lost, cancelled
+
+    lost, cancelled = asyncio.run(scenario())
+    assert lost == 0 and cancelled > 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -62,6 +63,22 @@ def _message_args(message: Message, state: State) -> list[Any]:
     ]
 
 
+def _cancel_swallowed() -> bool:
+    """True when this task was cancelled but the Redis call returned anyway.
+
+    On Python 3.11, ``asyncio.wait_for`` (which redis-py wraps around every send) returns
+    the result instead of raising when the cancellation arrives just as the send is done,
+    so ``task.cancel()`` would be lost and, say, a worker's shutdown would hang. The task
+    still counts the request (``cancelling()``), so it is honoured here. Python 3.12's
+    ``wait_for`` does not lose it.
+    """
+    if sys.version_info >= (3, 12):
+        return False
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)  # 3.11+
+    return bool(cancelling is not None and cancelling())
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -93,6 +110,8 @@ class RedisBroker(Broker):
         if not self._online:
             log.info("Redis at %s is reachable again", self.config.where)
             self._online = True
+        if _cancel_swallowed():
+            raise asyncio.CancelledError()
 
     async def _run(self, name: str, args: list[Any]) -> Any:
         with self._errors():
