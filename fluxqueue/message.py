@@ -48,7 +48,7 @@ def unframe(data: bytes) -> tuple[dict[str, Any], bytes]:
         raise MessageError("no header separator: the payload is not a fluxqueue message")
     try:
         header = _loads(head)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # "[[[[..." recurses
         raise MessageError(f"header is not valid JSON ({exc})") from None
     if not isinstance(header, dict):
         raise MessageError(f"header must be a JSON object, got {type(header).__name__}")

@@ -36,5 +36,5 @@ class JSONSerializer(Serializer):
     def loads(self, data: bytes) -> Any:
         try:
             return json.loads(data)
-        except (UnicodeDecodeError, ValueError) as exc:
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # "[[[[..." recurses
             raise MessageError(f"body is not valid JSON ({exc})") from None

@@ -95,6 +95,11 @@ class Executor:
         except _Reject as reject:
             await self._fail(job, reject.error, time.time())
             return
+        except Exception as exc:  # e.g. a plugin serializer raising its own error: without
+            # this the message would come back after every lease, forever
+            unreadable = MessageError(f"cannot read the message: {type_name(exc)}: {exc}")
+            await self._fail(job, unreadable, time.time())
+            return
         app, worker = self.app, self.worker
         started = time.time()
         await worker.call_broker(
