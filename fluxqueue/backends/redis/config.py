@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from fluxqueue._url import mask_url
+from fluxqueue._url import float_option, mask_url
 from fluxqueue.errors import ConfigurationError
 
 __all__ = ["OPTIONS", "RedisConfig", "parse_url"]
@@ -66,10 +66,10 @@ def parse_url(url: str, options: dict[str, str]) -> RedisConfig:
     scheme = parts.scheme.lower()
     config = RedisConfig()
     kwargs: dict[str, Any] = {
-        "socket_timeout": _seconds(options, "socket_timeout", 10.0, masked),
-        "socket_connect_timeout": _seconds(options, "socket_connect_timeout", 5.0, masked),
+        "socket_timeout": float_option(options, "socket_timeout", 10.0, url),
+        "socket_connect_timeout": float_option(options, "socket_connect_timeout", 5.0, url),
     }
-    config.block_timeout = _seconds(options, "block_timeout", 5.0, masked)
+    config.block_timeout = float_option(options, "block_timeout", 5.0, url)
     config.cluster = _flag(options, "cluster", masked)
     prefix = options.pop("prefix", "fq")
     if not _PREFIX.match(prefix):
@@ -129,9 +129,8 @@ def parse_url(url: str, options: dict[str, str]) -> RedisConfig:
                 f"broker URL {masked!r}: max_connections must be an integer >= 1, got {raw!r}"
             )
         kwargs["max_connections"] = int(raw)
-    raw = options.pop("health_check_interval", None)
-    if raw is not None:
-        kwargs["health_check_interval"] = _seconds({"h": raw}, "h", 0.0, masked)
+    if "health_check_interval" in options:
+        kwargs["health_check_interval"] = float_option(options, "health_check_interval", 0.0, url)
     name = options.pop("client_name", None)
     if name:
         kwargs["client_name"] = name
@@ -144,21 +143,6 @@ def parse_url(url: str, options: dict[str, str]) -> RedisConfig:
         )
     config.client_kwargs = kwargs
     return config
-
-
-def _seconds(options: dict[str, str], name: str, default: float, masked: str) -> float:
-    raw = options.pop(name, None)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise ConfigurationError(
-            f"broker URL {masked!r}: {name} must be a positive number of seconds, got {raw!r}"
-        )
-    return value
 
 
 def _flag(options: dict[str, str], name: str, masked: str) -> bool:
