@@ -23,6 +23,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 Delay = float | int | timedelta
+
+#: Header listing the options a producer left to the task's definition at the worker.
+UNSET_HEADER = "fq-unset"
 When = datetime | float | int
 
 
@@ -194,7 +197,7 @@ class Sender(Generic[P, R]):
         opts = spec.options
         app = spec.app
         serializer = app.serializer
-        return Message(
+        message = Message(
             task=spec.name,
             queue=over.queue or opts.queue,
             body=app.encode_args(spec, args, kwargs),
@@ -205,6 +208,13 @@ class Sender(Generic[P, R]):
             max_retries=opts.max_retries if over.max_retries is None else over.max_retries,
             timeout=opts.timeout if over.timeout is None else over.timeout,
         )
+        if spec.fn is None:
+            # A task known here only by name: the worker, which has the function, fills in
+            # the retry and timeout settings the caller did not choose.
+            unset = [n for n in ("max_retries", "timeout") if getattr(over, n) is None]
+            if unset:
+                message.headers[UNSET_HEADER] = unset
+        return message
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[R]:
         """Send the task; return its handle at once."""

@@ -708,3 +708,22 @@ def test_a_retried_generator_keeps_only_the_last_attempts_items(fq: FluxQueue) -
     run_all(fq)
     assert handle.info().outputs == ["a1", "b"]
     assert list(handle.stream()) == ["a0", "a1", "b"]  # live readers saw the failed attempt
+
+
+def test_a_task_enqueued_by_name_elsewhere_gets_its_own_retry_settings(fq: FluxQueue) -> None:
+    producer = FluxQueue(fq.broker)  # knows the task only by name
+    calls: list[int] = []
+
+    @fq.task(name="picky", max_retries=0, timeout=0.2)
+    async def picky() -> None:
+        calls.append(current_task().max_retries)
+        await asyncio.sleep(5)
+
+    handle = producer.enqueue("picky")
+    explicit = producer.named("picky").options(max_retries=1).enqueue()
+    run_all(fq)
+    with pytest.raises(TaskFailed, match="TaskTimeout"):
+        handle.result()
+    assert handle.info().attempts == 1  # the worker's max_retries=0, not the default 3
+    assert explicit.info().attempts == 2  # what the caller chose explicitly wins
+    assert sorted(calls) == [0, 1, 1]

@@ -30,6 +30,7 @@ from fluxqueue.errors import (
 from fluxqueue.message import Delivery, Message, frame
 from fluxqueue.security import MAX_HEADER_SIZE, check_body_size
 from fluxqueue.state import State, encode_state, initial_state
+from fluxqueue.task import UNSET_HEADER
 from fluxqueue.worker.threads import Interrupt, ThreadSlot
 
 if TYPE_CHECKING:
@@ -176,6 +177,13 @@ class Executor:
                     "that defines it imported by the worker (--tasks-module-path)?"
                 )
             )
+        unset = message.headers.get(UNSET_HEADER)
+        if unset:  # enqueued by name elsewhere: this task's own settings apply
+            opts = task.task_options
+            if "max_retries" in unset:
+                message.max_retries = opts.max_retries
+            if "timeout" in unset:
+                message.timeout = opts.timeout
         try:
             payload = self.app.decode(message.content_type, message.body)
         except (ContentTypeRefused, MessageError) as exc:
