@@ -114,6 +114,7 @@ class Cluster:
         (workdir / "soak_tasks.py").write_text(TASKS)
         self.workers: list[subprocess.Popen[bytes]] = []
         self._logs = 0
+        self._next = 0  # task indices are unique across enqueues: they identify runs
         self.app = FluxQueue(url)
 
     def start_worker(self, *extra: str) -> subprocess.Popen[bytes]:
@@ -136,9 +137,11 @@ class Cluster:
     def enqueue(self, count: int, seconds: float) -> list[str]:
         ids: list[str] = []
         work = self.app.named("work")
-        for start in range(0, count, 1000):
-            batch = [work.message(i, seconds) for i in range(start, min(count, start + 1000))]
+        first, end = self._next, self._next + count
+        for start in range(first, end, 1000):
+            batch = [work.message(i, seconds) for i in range(start, min(end, start + 1000))]
             ids += [h.id for h in self.app.enqueue_many(batch)]
+            self._next = start + len(batch)
         return ids
 
     def events(self) -> dict[str, list[tuple[int, int, float]]]:

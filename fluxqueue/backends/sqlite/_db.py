@@ -283,4 +283,12 @@ class Database:
             return BrokerError(f"{self.path!r} is not a SQLite database (or is corrupt): {text}")
         if "unable to open" in text or "readonly" in text or "read-only" in text:
             return BrokerConnectionError(f"cannot use the SQLite database {self.path!r}: {text}")
+        if "disk is full" in text or "disk I/O error" in text:
+            # Transient like a lost connection: workers wait and retry, and the transaction
+            # was rolled back, so nothing committed before is damaged or lost.
+            return BrokerConnectionError(
+                f"cannot write the SQLite database {self.path!r}: {text} (no space left on its "
+                "disk, or a file size limit reached); the operation was rolled back and "
+                "nothing already stored is lost: free some space"
+            )
         return BrokerError(f"SQLite error on {self.path!r}: {text}")
