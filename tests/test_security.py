@@ -324,3 +324,42 @@ def test_keys_never_appear_in_reprs_errors_or_logs(caplog: pytest.LogCaptureFixt
     joined = "\n".join(texts)
     assert "bad signature" in joined
     assert KEY not in joined and OLD_KEY not in joined
+
+
+def test_no_secret_in_cli_output_or_worker_logs(tmp_path: Path) -> None:
+    """`fluxqueue info`, `dead list`, a worker's log and a refused password: no secret."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.redis_server import RedisServer
+
+    password = "redis-pass-Zq8xY"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLUXQUEUE_")}
+    env.update(FLUXQUEUE_SIGNING_KEY=KEY, FLUXQUEUE_SIGNING_KEYS_OLD=OLD_KEY)
+    (tmp_path / "jobs.py").write_text(
+        "from fluxqueue import FluxQueue\nfq = FluxQueue()\n\n"
+        "@fq.task(max_retries=0)\ndef boom() -> None:\n    raise ValueError('no')\n"
+    )
+    with RedisServer(password=password) as server:
+        url = server.url
+        cli = [sys.executable, "-m", "fluxqueue.cli"]
+
+        def run(*args: str, broker: str = url) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [*cli, *args, "-b", broker], cwd=tmp_path, env=env,
+                capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+
+        outputs = [run("enqueue", "boom"), run("enqueue", "nope")]
+        unsigned = FluxQueue(url)
+        unsigned.enqueue("boom")
+        unsigned.close()
+        outputs.append(run("start", "-t", "jobs.py", "--burst", "--log-level", "debug"))
+        outputs += [run("info"), run("dead", "list"), run("info", "--json")]
+        outputs.append(run("info", broker=url.replace(password, "wrong-" + password[::-1])))
+    text = "\n".join(o.stdout + o.stderr for o in outputs)
+    assert "not signed" in text and "unknown task 'nope'" in text  # the worker did run
+    assert outputs[-1].returncode != 0  # the wrong password was refused
+    for secret in (password, KEY, OLD_KEY):
+        assert secret not in text
