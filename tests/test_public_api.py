@@ -50,7 +50,11 @@ def test_public_api_is_pinned() -> None:
 
 
 def test_every_error_is_a_fluxqueue_error() -> None:
-    errors = [getattr(fluxqueue, n) for n in fluxqueue.__all__ if n.endswith(("Error", "Refused", "TooLarge"))]
+    errors = [
+        getattr(fluxqueue, n)
+        for n in fluxqueue.__all__
+        if n.endswith(("Error", "Refused", "TooLarge"))
+    ]
     errors += [fluxqueue.TaskFailed, fluxqueue.TaskAborted, fluxqueue.TaskTimeout, fluxqueue.Retry]
     for error in errors:
         assert issubclass(error, fluxqueue.FluxQueueError), error
