@@ -11,7 +11,8 @@ from typing import Any
 COLUMNS: dict[str, tuple[str, str, bool]] = {
     "enqueue_one": ("enqueue one at a time", "tasks/s", True),
     "enqueue_bulk": ("bulk enqueue", "tasks/s", True),
-    "drain_noop": ("drain no-op", "tasks/s", True),
+    "drain_noop": ("drain no-op (def)", "tasks/s", True),
+    "drain_async_noop": ("drain no-op (async def)", "tasks/s", True),
     "drain_async_sleep": ("drain async sleep 10 ms", "tasks/s", True),
     "drain_sync_sleep": ("drain sync sleep 10 ms", "tasks/s", True),
     "latency_p50": ("latency p50", "ms", False),

@@ -57,6 +57,7 @@ WORKLOADS = [
     "enqueue_one",
     "enqueue_bulk",
     "drain_noop",
+    "drain_async_noop",
     "drain_async_sleep",
     "drain_sync_sleep",
     "latency_p50",
@@ -372,6 +373,7 @@ def run_library(runner: Runner, repeat: int) -> dict[str, Any]:
         samples["enqueue_one"].append(runner.enqueue("enqueue_one"))
         samples["enqueue_bulk"].append(runner.enqueue("enqueue_bulk"))
         samples["drain_noop"].append(runner.drain("noop", runner.n["noop"]))
+        samples["drain_async_noop"].append(runner.drain("anoop", runner.n["noop"]))
         samples["drain_async_sleep"].append(runner.drain("asleep", runner.n["sleep"]))
         samples["drain_sync_sleep"].append(runner.drain("ssleep", runner.n["sleep"]))
         p50, p99, rss = runner.latency()

@@ -33,7 +33,7 @@ from fluxqueue.security import (
     size_limit,
 )
 from fluxqueue.serializers.base import Serializer
-from fluxqueue.state import initial_state
+from fluxqueue.state import State, initial_state
 from fluxqueue.task import AsyncTask, Sender, SyncTask, Task, TaskOptions, TaskSpec
 
 __all__ = ["DEFAULT_BROKER_URL", "FluxQueue"]
@@ -358,21 +358,30 @@ class FluxQueue:
 
     def enqueue_many(self, messages: Iterable[Message]) -> list[TaskHandle[Any]]:
         """Send many messages (``task.message(...)``) in as few round trips as possible."""
-        return run_sync(self.aenqueue_many(messages))
+        batch = list(messages)
+        # The broker's blocking path when it has one (Redis), else the bridge thread.
+        self.broker.enqueue_sync(self._entries(batch))
+        return self._enqueued(batch)
 
     async def aenqueue_many(self, messages: Iterable[Message]) -> list[TaskHandle[Any]]:
         batch = list(messages)
+        await self.broker.enqueue(self._entries(batch))
+        return self._enqueued(batch)
+
+    def _entries(self, batch: list[Message]) -> list[tuple[Message, State]]:
+        """Run the enqueueing hooks, sign, and pair each message with its initial state."""
         ttl = self.result_ttl
-        hook = self.plugins.pm.hook
-        if hook.fluxqueue_task_enqueueing.get_hookimpls():
+        if self.plugins.pm.hook.fluxqueue_task_enqueueing.get_hookimpls():
             for message in batch:
                 self.plugins.notify("fluxqueue_task_enqueueing", app=self, message=message)
         signer = self.signer
         if signer is not None:  # after the hook: headers it adds are signed too
             for message in batch:
                 signer.sign(message)
-        await self.broker.enqueue([(m, initial_state(m, ttl)) for m in batch])
-        if hook.fluxqueue_task_enqueued.get_hookimpls():
+        return [(m, initial_state(m, ttl)) for m in batch]
+
+    def _enqueued(self, batch: list[Message]) -> list[TaskHandle[Any]]:
+        if self.plugins.pm.hook.fluxqueue_task_enqueued.get_hookimpls():
             for message in batch:
                 self.plugins.notify("fluxqueue_task_enqueued", app=self, message=message)
         return [TaskHandle(self, m.id) for m in batch]

@@ -52,6 +52,7 @@ def enqueue_bulk(n):
 
 
 async def fill(kind, n):
+    kind = "noop" if kind == "anoop" else kind
     pool = await create_pool(SETTINGS)
     for start in range(0, n, 500):
         await asyncio.gather(*(pool.enqueue_job(kind, 0.0) for _ in range(min(500, n - start))))

@@ -30,13 +30,19 @@ async def asleep(ts):
 
 
 @dramatiq.actor
+async def anoop(ts):
+    begin(ts)
+    end(ts)
+
+
+@dramatiq.actor
 def ssleep(ts):
     begin(ts)
     time.sleep(0.01)
     end(ts)
 
 
-TASKS = {"noop": noop, "asleep": asleep, "ssleep": ssleep}
+TASKS = {"noop": noop, "anoop": anoop, "asleep": asleep, "ssleep": ssleep}
 
 
 def worker_argv(python, url, concurrency):

@@ -21,6 +21,11 @@ def noop(ts):
     end(ts)
 
 
+async def anoop(ts):
+    begin(ts)
+    end(ts)
+
+
 async def asleep(ts):
     begin(ts)
     await asyncio.sleep(0.01)
@@ -33,7 +38,7 @@ def ssleep(ts):
     end(ts)
 
 
-TASKS = {"noop": noop, "asleep": asleep, "ssleep": ssleep}
+TASKS = {"noop": noop, "anoop": anoop, "asleep": asleep, "ssleep": ssleep}
 
 
 def worker_argv(python, url, concurrency):

@@ -46,6 +46,7 @@ def enqueue_bulk(n):
 
 
 async def fill(kind, n):
+    kind = "noop" if kind == "anoop" else kind
     for start in range(0, n, 500):
         await asyncio.gather(*(queue.enqueue(kind, ts=0.0) for _ in range(min(500, n - start))))
 

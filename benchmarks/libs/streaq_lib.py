@@ -32,7 +32,7 @@ def ssleep(ts: float) -> None:
     end(ts)
 
 
-TASKS = {"noop": noop, "asleep": asleep, "ssleep": ssleep}
+TASKS = {"noop": noop, "anoop": noop, "asleep": asleep, "ssleep": ssleep}
 
 
 def worker_argv(python, url, concurrency):

@@ -33,7 +33,7 @@ def ssleep(ts):
     end(ts)
 
 
-TASKS = {"noop": noop, "asleep": asleep, "ssleep": ssleep}
+TASKS = {"noop": noop, "anoop": noop, "asleep": asleep, "ssleep": ssleep}
 
 
 def worker_argv(python, url, concurrency):

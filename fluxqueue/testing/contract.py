@@ -94,6 +94,57 @@ class BrokerContract:
 
         run(scenario())
 
+    def test_ack_many_writes_started_states_then_acks(self, make_broker: MakeBroker) -> None:
+        broker = make_broker(visibility_timeout=0.5)
+
+        async def scenario() -> None:
+            a, b, c = msg(), msg(), msg()
+            await put(broker, a, b, c)
+            got = {d.task_id: d for d in await broker.fetch(["q"], 10, 1.0)}
+            assert set(got) == {a.id, b.id, c.id}
+            running = encode_state("STARTED", c)
+            await broker.ack_many(
+                [(got[a.id], done(a, result=b"1")), (got[b.id], done(b, result=b"2"))],
+                started=[(c.id, running)],
+            )
+            for m, result in ((a, b"\n1"), (b, b"\n2")):
+                state = await broker.get_state(m.id)
+                assert state is not None and state.status == "SUCCESS"
+                assert state.data.endswith(result)
+            state = await broker.get_state(c.id)
+            assert state is not None and state.status == "STARTED"
+            await broker.ack_many([])  # nothing to do is fine
+            await asyncio.sleep(1.0)  # every lease expired: only the un-acked one comes back
+            again = await broker.fetch(["q"], 10, 1.0)
+            assert [d.task_id for d in again] == [c.id]
+
+        run(scenario())
+
+    def test_enqueue_sync_from_plain_threads(self, broker: Broker) -> None:
+        import threading
+
+        batches = [[msg() for _ in range(3)] for _ in range(3)]
+        errors: list[BaseException] = []
+
+        def produce(batch: list[Message]) -> None:
+            try:
+                broker.enqueue_sync([(m, initial_state(m, 60)) for m in batch])
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=produce, args=(b,)) for b in batches]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        broker.enqueue_sync([])
+
+        async def scenario() -> list[str]:
+            return [d.task_id for d in await broker.fetch(["q"], 20, 1.0)]
+
+        assert sorted(run(scenario())) == sorted(m.id for b in batches for m in b)
+
     def test_fetch_returns_empty_after_timeout(self, broker: Broker) -> None:
         async def scenario() -> float:
             start = time.monotonic()

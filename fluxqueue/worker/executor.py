@@ -103,8 +103,8 @@ class Executor:
             return
         app, worker = self.app, self.worker
         started = time.time()
-        await worker.call_broker(
-            self.broker.set_state,
+        # Sent with the next batch of acks; the body does not wait for it (see outbox.py).
+        worker.outbox.started(
             message.id,
             encode_state(
                 "STARTED",
@@ -256,7 +256,7 @@ class Executor:
         assert slot is not None
         ctx = contextvars.copy_context()
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.worker.pool, ctx.run, slot.call, fn, args, kwargs)
+        return await self.worker.pool.run(loop, ctx.run, slot.call, fn, args, kwargs)
 
     async def _output(self, message: Message, item: Any) -> None:
         data = self.app.encode_output(item, message.attempt)
@@ -311,7 +311,7 @@ class Executor:
             completed_at=now,
             worker=self.worker.id,
         )
-        await self.worker.call_broker(self.broker.ack, job.delivery, state)
+        await self.worker.outbox.ack(job.delivery, state)
         self.app.plugins.notify(
             "fluxqueue_task_succeeded",
             app=self.app,
@@ -327,6 +327,7 @@ class Executor:
     ) -> None:
         """Retry when the task allows it, else FAILURE and a dead letter."""
         message, delivery = job.message, job.delivery
+        await self.worker.outbox.forget(delivery.task_id)
         now = time.time()
         if isinstance(error, Retry) and message and message.attempt >= message.max_retries:
             reason = f"gave up after {message.attempt + 1} attempts: {error.reason}"
@@ -431,6 +432,7 @@ class Executor:
     async def _abort(self, job: Job, started: float) -> None:
         message = job.message
         assert message is not None
+        await self.worker.outbox.forget(message.id)
         state = encode_state(
             "ABORTED",
             message,
@@ -445,6 +447,7 @@ class Executor:
 
     async def handback(self, job: Job) -> None:
         """Return an unfinished message to its queue (shutdown), same attempt."""
+        await self.worker.outbox.forget(job.delivery.task_id)
         message = job.message
         if message is None:
             try:

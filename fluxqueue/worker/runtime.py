@@ -23,6 +23,7 @@ from fluxqueue.backends.base import WorkerInfo
 from fluxqueue.errors import BrokerConnectionError, ConfigurationError
 from fluxqueue.task import check_queue
 from fluxqueue.worker.executor import Executor, Job
+from fluxqueue.worker.outbox import Outbox
 from fluxqueue.worker.threads import DaemonPool
 
 if TYPE_CHECKING:
@@ -78,6 +79,7 @@ class Worker:
         self.pool = DaemonPool(self.concurrency)
         self.jobs: dict[asyncio.Task[None], Job] = {}
         self._executor = Executor(self)
+        self.outbox = Outbox(self)
         self._stopping: asyncio.Event | None = None
         self._freed: asyncio.Event | None = None
         self._force = False

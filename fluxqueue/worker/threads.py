@@ -7,6 +7,7 @@ technique Dramatiq's time limits use. Code blocked inside a C call (a socket rea
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import queue
 import threading
@@ -58,6 +59,23 @@ class ThreadSlot:
                 _set_async_exc(self._ident, Interrupt)
 
 
+class _Done:
+    """Where a pool thread reports the outcome of a :meth:`DaemonPool.run` call."""
+
+    __slots__ = ("future", "loop", "pool")
+
+    def __init__(
+        self, pool: DaemonPool, loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any]
+    ) -> None:
+        self.pool, self.loop, self.future = pool, loop, future
+
+    def finish(self, ok: bool, value: Any) -> None:
+        self.pool._finished(self.loop, self.future, ok, value)
+
+    def cancel(self) -> bool:  # shutdown(cancel_futures=True) on a queued item
+        return True
+
+
 class DaemonPool(Executor):
     """A fixed pool of daemon threads for sync task bodies.
 
@@ -71,12 +89,14 @@ class DaemonPool(Executor):
         self._size = size
         self._name = name
         self._work: queue.SimpleQueue[
-            tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None
+            tuple[Future[Any] | _Done, Callable[..., Any], tuple[Any, ...]] | None
         ]
         self._work = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._closed = False
+        self._done: list[tuple[asyncio.Future[Any], bool, Any]] = []
+        self._done_lock = threading.Lock()
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         if kwargs:
@@ -94,12 +114,71 @@ class DaemonPool(Executor):
         self._work.put((future, fn, args))
         return future
 
+    def run(
+        self, loop: asyncio.AbstractEventLoop, fn: Callable[..., T], *args: Any
+    ) -> asyncio.Future[T]:
+        """Run ``fn(*args)`` in a pool thread; the result comes back as an asyncio future.
+
+        Why not ``loop.run_in_executor``: that wakes the event loop (a write to its self-pipe,
+        a callback, a concurrent future chained to an asyncio one) once per call. Here the
+        threads put results on one list and wake the loop only when the list was empty, so
+        tasks that finish together cost one wake-up, which roughly halves the overhead of
+        short sync tasks. A cancelled future is simply not completed, as with
+        ``run_in_executor`` (the thread itself is stopped by :class:`ThreadSlot`, if at all).
+        """
+        future: asyncio.Future[T] = loop.create_future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the task thread pool is shut down")
+            self._grow()
+        self._work.put((_Done(self, loop, future), fn, args))
+        return future
+
+    def _grow(self) -> None:
+        if len(self._threads) < self._size:
+            thread = threading.Thread(
+                target=self._serve, name=f"{self._name}-{len(self._threads)}", daemon=True
+            )
+            self._threads.append(thread)
+            thread.start()
+
+    def _finished(
+        self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], ok: bool, value: Any
+    ) -> None:
+        with self._done_lock:
+            self._done.append((future, ok, value))
+            wake = len(self._done) == 1
+        if wake:
+            try:
+                loop.call_soon_threadsafe(self._deliver)
+            except RuntimeError:  # the loop is closed: nobody waits any more
+                pass
+
+    def _deliver(self) -> None:
+        with self._done_lock:
+            done, self._done = self._done, []
+        for future, ok, value in done:
+            if future.done():
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
     def _serve(self) -> None:
         while True:
             item = self._work.get()
             if item is None:
                 return
             future, fn, args = item
+            if isinstance(future, _Done):
+                try:
+                    result = fn(*args)
+                except BaseException as exc:  # the task wrapper reports errors; a backstop
+                    future.finish(False, exc)
+                else:
+                    future.finish(True, result)
+                continue
             if not future.set_running_or_notify_cancel():
                 continue
             try:

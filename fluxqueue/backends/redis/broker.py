@@ -63,6 +63,17 @@ def _message_args(message: Message, state: State) -> list[Any]:
     ]
 
 
+def _chunks(entries: Sequence[tuple[Message, State]]) -> list[list[Any]]:
+    """The arguments of one enqueue script call per ENQUEUE_CHUNK messages."""
+    chunks: list[list[Any]] = []
+    for start in range(0, len(entries), ENQUEUE_CHUNK):
+        args: list[Any] = []
+        for message, state in entries[start : start + ENQUEUE_CHUNK]:
+            args += _message_args(message, state)
+        chunks.append(args)
+    return chunks
+
+
 def _cancel_swallowed() -> bool:
     """True when this task was cancelled but the Redis call returned anyway.
 
@@ -98,7 +109,7 @@ class RedisBroker(Broker):
     # -- plumbing --------------------------------------------------------------------
 
     @contextmanager
-    def _errors(self) -> Iterator[None]:
+    def _errors(self, in_loop: bool = True) -> Iterator[None]:
         try:
             with translate_errors(self.config.where, self._secret):
                 yield
@@ -110,7 +121,7 @@ class RedisBroker(Broker):
         if not self._online:
             log.info("Redis at %s is reachable again", self.config.where)
             self._online = True
-        if _cancel_swallowed():
+        if in_loop and _cancel_swallowed():
             raise asyncio.CancelledError()
 
     async def _run(self, name: str, args: list[Any]) -> Any:
@@ -123,17 +134,34 @@ class RedisBroker(Broker):
     async def enqueue(self, entries: Sequence[tuple[Message, State]]) -> None:
         if not entries:
             return
-        chunks: list[list[Any]] = []
-        for start in range(0, len(entries), ENQUEUE_CHUNK):
-            args: list[Any] = []
-            for message, state in entries[start : start + ENQUEUE_CHUNK]:
-                args += _message_args(message, state)
-            chunks.append(args)
+        chunks = _chunks(entries)
         # The first call also loads the script if the server lacks it; the rest go in one
         # pipelined round trip.
         await self._run("enqueue", chunks[0])
         if len(chunks) > 1:
             await self._pipelined("enqueue", chunks[1:])
+
+    def enqueue_sync(self, entries: Sequence[tuple[Message, State]]) -> None:
+        """Enqueue on redis-py's blocking client, without the bridge thread's hop."""
+        if self.config.cluster:  # the blocking cluster client is not set up: use the bridge
+            super().enqueue_sync(entries)
+            return
+        if not entries:
+            return
+        chunks = _chunks(entries)
+        code = script("enqueue")
+        keys = [self.keys.route]
+        with self._errors(in_loop=False):
+            client = self._clients.get_sync()
+            code.call_sync(client, keys, [self.keys.base, *chunks[0]])
+            if len(chunks) > 1:
+                pipe = client.pipeline(transaction=False)
+                for args in chunks[1:]:
+                    code.queue_in(pipe, keys, [self.keys.base, *args])
+                results = pipe.execute(raise_on_error=False)
+                for args, result in zip(chunks[1:], results, strict=True):
+                    if isinstance(result, Exception):  # e.g. NOSCRIPT after a failover
+                        code.call_sync(client, keys, [self.keys.base, *args])
 
     async def _pipelined(self, name: str, calls: list[list[Any]]) -> None:
         code = script(name)
@@ -196,6 +224,20 @@ class RedisBroker(Broker):
         await self._run(
             "ack", [delivery.task_id, delivery.queue, state.status, state.data, _ms(state.ttl)]
         )
+
+    async def ack_many(
+        self,
+        acks: Sequence[tuple[Delivery, State]],
+        started: Sequence[tuple[str, State]] = (),
+    ) -> None:
+        if not acks and not started:
+            return
+        args: list[Any] = [len(started)]
+        for task_id, state in started:
+            args += [task_id, state.status, state.data, _ms(state.ttl)]
+        for delivery, state in acks:
+            args += [delivery.task_id, delivery.queue, state.status, state.data, _ms(state.ttl)]
+        await self._run("ack_many", args)
 
     async def requeue(self, delivery: Delivery, message: Message, state: State) -> None:
         await self._run(

@@ -18,6 +18,8 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import redis as sync_redis
+import redis.connection as sync_connection
 from redis import exceptions as rex
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
@@ -65,6 +67,42 @@ class Clients:
         self._lock = threading.Lock()
         self._clients: dict[asyncio.AbstractEventLoop, Any] = {}
         self._pid = os.getpid()
+        self._sync: sync_redis.Redis | None = None
+        self._sync_pid = 0
+
+    def get_sync(self) -> sync_redis.Redis:
+        """The blocking client of synchronous producers: one per process, thread-safe (its
+        pool hands each thread its own connection); a forked child opens its own."""
+        client = self._sync
+        if client is None or self._sync_pid != os.getpid():
+            with self._lock:
+                if self._sync is None or self._sync_pid != os.getpid():
+                    self._sync, self._sync_pid = self._new_sync(), os.getpid()
+                client = self._sync
+        return client
+
+    def _new_sync(self) -> sync_redis.Redis:
+        kwargs = dict(self.config.client_kwargs)
+        retry = sync_redis.retry.Retry(
+            ExponentialBackoff(cap=0.2, base=0.02), 1, (rex.ConnectionError,)
+        )
+        max_connections = kwargs.pop("max_connections", None)
+        cls: Any
+        if kwargs.pop("ssl", False):
+            cls = sync_connection.SSLConnection
+        elif "unix_socket_path" in kwargs:
+            kwargs["path"] = kwargs.pop("unix_socket_path")
+            cls = sync_connection.UnixDomainSocketConnection
+        else:
+            cls = sync_connection.Connection
+        pool = sync_redis.BlockingConnectionPool(  # type: ignore[no-untyped-call]
+            connection_class=cls,
+            max_connections=max_connections or DEFAULT_MAX_CONNECTIONS,
+            timeout=kwargs.get("socket_timeout"),
+            retry=retry,
+            **kwargs,
+        )
+        return sync_redis.Redis(connection_pool=pool)
 
     def get(self) -> Any:
         loop = asyncio.get_running_loop()
@@ -112,6 +150,10 @@ class Clients:
             current = None
         with self._lock:
             clients, self._clients = self._clients, {}
+            sync_client, self._sync = self._sync, None
+            if sync_client is not None and self._sync_pid == os.getpid():
+                with contextlib.suppress(Exception):
+                    sync_client.close()
             if self._pid != os.getpid():
                 return  # the parent's clients: not ours to close
         for loop, client in clients.items():

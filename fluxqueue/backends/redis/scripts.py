@@ -35,6 +35,13 @@ class Script:
         except NoScriptError:
             return await client.eval(self.source, len(keys), *keys, *args)
 
+    def call_sync(self, client: Any, keys: list[str], args: list[Any]) -> Any:
+        """:meth:`__call__` on a blocking client."""
+        try:
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return client.eval(self.source, len(keys), *keys, *args)
+
     def queue_in(self, pipe: Any, keys: list[str], args: list[Any]) -> None:
         """Add an EVALSHA to a pipeline; the caller handles a NOSCRIPT result."""
         pipe.evalsha(self.sha, len(keys), *keys, *args)

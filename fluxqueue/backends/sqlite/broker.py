@@ -216,6 +216,27 @@ class SQLiteBroker(Broker):
 
         await self._db.run(tx)
 
+    async def ack_many(
+        self,
+        acks: Sequence[tuple[Delivery, State]],
+        started: Sequence[tuple[str, State]] = (),
+    ) -> None:
+        """One transaction (one commit, the cost that matters here) for the whole batch."""
+        if not acks and not started:
+            return
+
+        def tx(db: sqlite3.Connection) -> None:
+            now = time.time()
+            db.execute("BEGIN IMMEDIATE")
+            for task_id, state in started:
+                self._write_state(db, task_id, state, now)
+            for delivery, state in acks:
+                self._end_lease(db, delivery, now)
+                self._write_state(db, delivery.task_id, state, now)
+            db.execute("COMMIT")
+
+        await self._db.run(tx)
+
     async def requeue(self, delivery: Delivery, message: Message, state: State) -> None:
         data = message.encode()
 

@@ -1,0 +1,100 @@
+"""Batches the worker's STARTED state writes and acks into one broker call per loop turn.
+
+Why: with two round trips per task (a STARTED write, then the ack with the result), a
+worker running short tasks spends most of its time waiting on the broker. Everything
+written during one event-loop turn (and while the previous batch was on the wire) goes out
+in one :meth:`~fluxqueue.backends.base.Broker.ack_many` call instead. Nothing waits on a
+timer: a lone task is flushed on the next loop turn, so latency does not grow.
+
+What stays the same: a task's ack still waits until the broker has stored it (the lease
+ends, and the result is readable, before ``_succeed`` returns), and each ack is atomic with
+its state. The STARTED write no longer holds the task back: the body runs while it is on
+its way, and when a task finishes before its STARTED write was sent, that write is dropped
+(the final state replaces it anyway). A STARTED write never lands after the task's final
+state: batches go out one at a time, in order, and a lease-ending call made outside the
+outbox (retry, dead letter, abort, hand-back) first calls :meth:`Outbox.forget`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from fluxqueue.message import Delivery
+from fluxqueue.state import State
+
+if TYPE_CHECKING:
+    from fluxqueue.worker.runtime import Worker
+
+log = logging.getLogger("fluxqueue.worker")
+
+
+class Outbox:
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self._started: dict[str, State] = {}
+        self._acks: list[tuple[Delivery, State, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._in_flight: set[str] = set()
+        self._batch_done: asyncio.Future[None] | None = None
+
+    def started(self, task_id: str, state: State) -> None:
+        """Queue a STARTED state write; returns at once."""
+        self._started[task_id] = state
+        self._kick()
+
+    async def ack(self, delivery: Delivery, state: State) -> None:
+        """Ack ``delivery`` with its final ``state``; returns once the broker has it."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._acks.append((delivery, state, done))
+        self._kick()
+        await done
+
+    async def forget(self, task_id: str) -> None:
+        """Before another lease-ending call for ``task_id``: drop its unsent STARTED write,
+        or wait for the batch that carries it."""
+        self._started.pop(task_id, None)
+        if task_id in self._in_flight and self._batch_done is not None:
+            await asyncio.shield(self._batch_done)
+
+    def _kick(self) -> None:
+        if self._flusher is None:
+            self._flusher = asyncio.ensure_future(self._flush())
+
+    async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        broker = self.worker.app.broker
+        try:
+            while self._started or self._acks:
+                acks, self._acks = self._acks, []
+                started, self._started = self._started, {}
+                for delivery, _, _ in acks:
+                    started.pop(delivery.task_id, None)  # the final state supersedes it
+                self._in_flight = set(started)
+                self._batch_done = loop.create_future()
+                try:
+                    await self.worker.call_broker(
+                        broker.ack_many,
+                        [(delivery, state) for delivery, state, _ in acks],
+                        list(started.items()),
+                    )
+                except BaseException as exc:  # cancelled too: no ack may wait forever
+                    if not acks:
+                        log.warning(
+                            "could not record that %d task(s) started: %s", len(started), exc
+                        )
+                    for _, _, done in acks:
+                        if not done.done():
+                            done.set_exception(exc)
+                    if not isinstance(exc, Exception):
+                        raise
+                else:
+                    for _, _, done in acks:
+                        if not done.done():
+                            done.set_result(None)
+                finally:
+                    self._in_flight = set()
+                    self._batch_done.set_result(None)
+        finally:
+            self._flusher = None
