@@ -35,6 +35,8 @@ def main() -> None:
         colors = ["#d62728" if n.startswith("fluxqueue") else "#7f7f7f" for n in names]
         ax.barh(names, values, color=colors)
         ax.invert_yaxis()
+        if key.startswith("latency"):
+            ax.set_xscale("log")  # RQ and arq poll: hundreds of ms beside one or two
         ax.set_title(title, fontsize=10)
         ax.tick_params(labelsize=8)
         for i, v in enumerate(values):
