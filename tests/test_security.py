@@ -363,3 +363,36 @@ def test_no_secret_in_cli_output_or_worker_logs(tmp_path: Path) -> None:
     assert outputs[-1].returncode != 0  # the wrong password was refused
     for secret in (password, KEY, OLD_KEY):
         assert secret not in text
+
+
+def test_a_signed_task_enqueued_by_name_survives_a_hand_back() -> None:
+    """The worker fills in a by-name task's own settings; handing it back at shutdown must
+    not break its signature."""
+    import asyncio
+
+    from fluxqueue.worker import Worker
+
+    producer = FluxQueue("memory://", signing_key="k1")
+    worker_app = FluxQueue(producer.broker, signing_key="k1")
+    runs: list[int] = []
+
+    @worker_app.task(name="slow", max_retries=0)
+    async def slow() -> str:
+        runs.append(1)
+        await asyncio.sleep(0.5 if len(runs) == 1 else 0)
+        return "done"
+
+    handle = producer.enqueue("slow")
+
+    async def first_worker_stops_early() -> None:
+        worker = Worker(worker_app, handle_signals=False, shutdown_timeout=0.1)
+        serving = asyncio.ensure_future(worker.run())
+        while not runs:
+            await asyncio.sleep(0.01)
+        worker.stop()
+        await serving
+
+    asyncio.run(first_worker_stops_early())
+    worker_app.run_worker(burst=True)
+    assert handle.result(timeout=5) == "done"
+    assert len(runs) == 2

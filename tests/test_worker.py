@@ -727,3 +727,25 @@ def test_a_task_enqueued_by_name_elsewhere_gets_its_own_retry_settings(fq: FluxQ
     assert handle.info().attempts == 1  # the worker's max_retries=0, not the default 3
     assert explicit.info().attempts == 2  # what the caller chose explicitly wins
     assert sorted(calls) == [0, 1, 1]
+
+
+def test_the_shutdown_timeout_counts_from_the_stop_request(fq: FluxQueue) -> None:
+    """An idle fetch (up to poll_timeout) must not delay the drain: a task longer than the
+    shutdown timeout but shorter than the fetch wait is handed back, not finished."""
+    from fluxqueue.worker import Worker
+
+    @fq.task
+    async def medium() -> None:
+        await asyncio.sleep(0.6)
+
+    async def main() -> None:
+        worker = Worker(fq, handle_signals=False, shutdown_timeout=0.1, poll_timeout=1.0)
+        serving = asyncio.ensure_future(worker.run())
+        handle = await medium.aenqueue()
+        while await handle.astatus() is not Status.STARTED:
+            await asyncio.sleep(0.01)
+        worker.stop()
+        await asyncio.wait_for(serving, 5)
+        assert await handle.astatus() is Status.PENDING
+
+    asyncio.run(main())

@@ -448,12 +448,12 @@ class Executor:
     async def handback(self, job: Job) -> None:
         """Return an unfinished message to its queue (shutdown), same attempt."""
         await self.worker.outbox.forget(job.delivery.task_id)
-        message = job.message
-        if message is None:
-            try:
-                message = Message.decode(job.delivery.data)
-            except MessageError:
-                return  # its lease will expire and it will be dead-lettered then
+        try:
+            # As it was delivered: fields this worker filled in (fq-unset) stay unset, and
+            # a signature still matches what it signs.
+            message = Message.decode(job.delivery.data)
+        except MessageError:
+            return  # its lease will expire and it will be dead-lettered then
         state = initial_state(message, self.app.result_ttl)
         await self.worker.call_broker(self.broker.requeue, job.delivery, message, state)
         log.info("%s[%s] handed back to queue %r", message.task, message.id, message.queue)

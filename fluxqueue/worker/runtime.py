@@ -134,11 +134,16 @@ class Worker:
             )  # fmt: skip
             self._ticking = True
             ticker = asyncio.ensure_future(self._tick())
+            fetching = asyncio.ensure_future(self._fetch_loop())
             try:
-                await self._fetch_loop()
+                await self._until_stopped(fetching)
             finally:
                 app.plugins.notify("fluxqueue_worker_stopping", app=app, worker_id=self.id)
-                await self._drain()
+                # The last fetch may still be waiting on the broker (it hands back what it
+                # gets): drain meanwhile, so the shutdown timeout counts from the request.
+                drained, _ = await asyncio.gather(self._drain(), fetching, return_exceptions=True)
+                if isinstance(drained, BaseException):
+                    log.error("worker %s: shutdown failed: %r", self.id, drained)
                 # A client library may swallow the cancellation (seen with redis-py while it
                 # connects), so the loop also ends on this flag.
                 self._ticking = False
@@ -159,6 +164,18 @@ class Worker:
                 loop.remove_signal_handler(sig)
             self.pool.shutdown(wait=False, cancel_futures=True)
             log.info("worker %s stopped", self.id)
+
+    async def _until_stopped(self, fetching: asyncio.Future[None]) -> None:
+        """Return when a stop is requested or the fetch loop ends (burst); raise its error."""
+        assert self._stopping is not None
+        stop: asyncio.Future[Any] = asyncio.ensure_future(self._stopping.wait())
+        waiting: set[asyncio.Future[Any]] = {fetching, stop}
+        try:
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if fetching.done():
+            fetching.result()
 
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[int]:
         if not self.handle_signals or threading.current_thread() is not threading.main_thread():
