@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -302,6 +303,24 @@ def test_an_oversized_result_fails_without_retrying() -> None:
         handle.result(timeout=5)
     assert caught.value.error_type == "fluxqueue.errors.PayloadTooLarge"
     assert "max_result_size limit of 1,000 bytes" in caught.value.error_message
+    assert handle.info().attempts == 1
+
+
+def test_an_oversized_streamed_item_fails_the_task() -> None:
+    app = FluxQueue("memory://", max_result_size=1000)
+
+    @app.task(max_retries=3)
+    def stream() -> Iterator[str]:
+        yield "small"
+        yield "z" * 5000
+
+    handle = stream()
+    run_all(app)
+    with pytest.raises(TaskFailed) as caught:
+        handle.result(timeout=5)
+    assert caught.value.error_type == "fluxqueue.errors.PayloadTooLarge"
+    assert "an item streamed by task 'stream'" in caught.value.error_message
+    assert handle.info().outputs == ["small"]
     assert handle.info().attempts == 1
 
 

@@ -260,6 +260,8 @@ class Executor:
 
     async def _output(self, message: Message, item: Any) -> None:
         data = self.app.encode_output(item, message.attempt)
+        what = f"an item streamed by task {message.task!r}"
+        check_body_size(len(data), self.app.max_result_size, what, "max_result_size")
         await self.broker.add_output(message.id, data, self.app.result_ttl)
 
     def _context_for(self, fn: Any) -> Context:
