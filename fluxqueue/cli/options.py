@@ -88,6 +88,19 @@ def broker_options(fn: F) -> F:
     return fn
 
 
+def tasks_module_option(help: str) -> Callable[[F], F]:
+    """``-t/--tasks-module-path``, shared by the commands that import the user's tasks."""
+    return click.option(
+        "-t",
+        "--tasks-module-path",
+        "module_paths",
+        multiple=True,
+        envvar="FLUXQUEUE_TASKS_MODULE_PATH",
+        metavar="MODULE",
+        help=f"{help} [env: FLUXQUEUE_TASKS_MODULE_PATH]",
+    )
+
+
 def json_option(fn: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(fn)
 

@@ -21,6 +21,14 @@ def _confirm(question: str, yes: bool) -> None:
         click.confirm(question, abort=True)
 
 
+def _report(as_json: bool, queue: str, key: str, count: int, text: str) -> None:
+    """How many things a destructive command removed, for people or scripts."""
+    if as_json:
+        echo_json({"queue": queue, key: count})
+    else:
+        click.echo(text)
+
+
 def _queue_option(fn: Any) -> Any:
     return click.option("-q", "--queue", default="default", show_default=True, help="The queue.")(
         fn
@@ -97,10 +105,7 @@ def purge_command(
     _confirm(f"Delete every waiting task of queue {queue!r}?", yes)
     app = open_app(ctx, broker_url, redis_url)
     count = run(app, app.admin.purge(queue))
-    if as_json:
-        echo_json({"queue": queue, "purged": count})
-    else:
-        click.echo(f"purged {count} task(s) from queue {queue}")
+    _report(as_json, queue, "purged", count, f"purged {count} task(s) from queue {queue}")
 
 
 @click.group("dead")
@@ -193,7 +198,4 @@ def dead_purge(
     _confirm(f"Delete every dead letter of queue {queue!r}?", yes)
     app = open_app(ctx, broker_url, redis_url)
     count = run(app, app.admin.purge_dead(queue))
-    if as_json:
-        echo_json({"queue": queue, "removed": count})
-    else:
-        click.echo(f"removed {count} dead letter(s) from queue {queue}")
+    _report(as_json, queue, "removed", count, f"removed {count} dead letter(s) from queue {queue}")

@@ -29,6 +29,7 @@ from fluxqueue.cli.options import (
     broker_url_from,
     cli_errors,
     split_values,
+    tasks_module_option,
 )
 from fluxqueue.cli.supervisor import (
     KILL_GRACE,
@@ -80,15 +81,8 @@ class StartConfig:
 
 
 @click.command("start")
-@click.option(
-    "-t",
-    "--tasks-module-path",
-    "module_paths",
-    multiple=True,
-    envvar="FLUXQUEUE_TASKS_MODULE_PATH",
-    metavar="MODULE",
-    help="Module holding the tasks: myapp.tasks or myapp/tasks.py. Repeatable, or "
-    "comma-separated. [env: FLUXQUEUE_TASKS_MODULE_PATH]",
+@tasks_module_option(
+    "Module holding the tasks: myapp.tasks or myapp/tasks.py. Repeatable, or comma-separated."
 )
 @click.option(
     "-q",

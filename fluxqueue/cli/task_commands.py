@@ -18,6 +18,7 @@ from fluxqueue.cli.options import (
     json_option,
     open_app,
     run,
+    tasks_module_option,
 )
 from fluxqueue.cli.output import echo_json, iso, to_jsonable
 from fluxqueue.handle import FINAL_STATUSES, Priority, Status, TaskResult
@@ -52,16 +53,7 @@ def _json_arg(value: str | None, what: str, kind: type) -> Any:
     help="critical, high, normal or low (or 0-3).",
 )
 @click.option("--task-id", help="Use this id instead of a new one.")
-@click.option(
-    "-t",
-    "--tasks-module-path",
-    "module_paths",
-    multiple=True,
-    envvar="FLUXQUEUE_TASKS_MODULE_PATH",
-    metavar="MODULE",
-    help="Import the tasks so that their app, queue and options apply. "
-    "[env: FLUXQUEUE_TASKS_MODULE_PATH]",
-)
+@tasks_module_option("Import the tasks so that their app, queue and options apply.")
 @broker_options
 @json_option
 @click.pass_context
