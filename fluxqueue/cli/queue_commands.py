@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -12,13 +12,20 @@ from fluxqueue.cli.options import broker_options, cli_errors, json_option, open_
 from fluxqueue.cli.output import ago, echo_json, echo_table, iso
 from fluxqueue.handle import Priority
 
+if TYPE_CHECKING:
+    from fluxqueue.app import FluxQueue
+
 __all__ = ["dead_group", "info_command", "purge_command"]
 
 
-def _confirm(question: str, yes: bool) -> None:
-    """Ask before destroying data, unless --yes or not at a terminal (scripts)."""
+def _destructive(
+    ctx: click.Context, broker_url: str | None, redis_url: str | None, yes: bool, what: str
+) -> FluxQueue:
+    """Ask before deleting ``what``, unless --yes or not at a terminal (scripts); then open
+    the app."""
     if not yes and sys.stdin.isatty():
-        click.confirm(question, abort=True)
+        click.confirm(f"Delete {what}?", abort=True)
+    return open_app(ctx, broker_url, redis_url)
 
 
 def _report(as_json: bool, queue: str, key: str, count: int, text: str) -> None:
@@ -102,8 +109,7 @@ def purge_command(
     as_json: bool,
 ) -> None:
     """Delete every waiting (ready and scheduled) task of QUEUE. Running ones are kept."""
-    _confirm(f"Delete every waiting task of queue {queue!r}?", yes)
-    app = open_app(ctx, broker_url, redis_url)
+    app = _destructive(ctx, broker_url, redis_url, yes, f"every waiting task of queue {queue!r}")
     count = run(app, app.admin.purge(queue))
     _report(as_json, queue, "purged", count, f"purged {count} task(s) from queue {queue}")
 
@@ -195,7 +201,6 @@ def dead_purge(
     as_json: bool,
 ) -> None:
     """Delete a queue's dead letters."""
-    _confirm(f"Delete every dead letter of queue {queue!r}?", yes)
-    app = open_app(ctx, broker_url, redis_url)
+    app = _destructive(ctx, broker_url, redis_url, yes, f"every dead letter of queue {queue!r}")
     count = run(app, app.admin.purge_dead(queue))
     _report(as_json, queue, "removed", count, f"removed {count} dead letter(s) from queue {queue}")
