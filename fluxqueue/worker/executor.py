@@ -15,7 +15,7 @@ import logging
 import time
 import traceback
 import typing
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from fluxqueue.context import Context, CurrentTask, _current
@@ -40,24 +40,38 @@ if TYPE_CHECKING:
 log = logging.getLogger("fluxqueue.worker")
 
 
-@dataclass(eq=False)
 class Job:
     """A leased message being worked on."""
 
-    delivery: Delivery
-    message: Message | None = None
-    inner: asyncio.Task[tuple[bool, Any]] | None = None
-    slot: ThreadSlot | None = None
-    cancel_reason: str | None = None  # "abort", "timeout" or "shutdown"
+    __slots__ = (
+        "cancel_reason", "delivery", "message", "phase", "released", "runner", "slot", "waiter",
+    )  # fmt: skip
+
+    def __init__(self, delivery: Delivery) -> None:
+        self.delivery = delivery
+        self.message: Message | None = None
+        self.runner: asyncio.Task[None] | None = None  # the asyncio task processing it
+        self.phase = "new"  # then "waiting" for a slot, "running" its body, "done"
+        self.waiter: asyncio.Future[bool] | None = None  # while waiting for a slot
+        self.slot: ThreadSlot | None = None  # a sync body's thread
+        self.released = False  # no longer counted against the worker's capacity
+        self.cancel_reason: str | None = None  # "abort", "timeout" or "shutdown"
+
+    def waiting(self) -> bool:
+        return self.phase in ("new", "waiting")
 
     def cancel(self, reason: str) -> None:
+        """Stop the body if it runs; a job that has not started will not start."""
         if self.cancel_reason is not None:
             return
         self.cancel_reason = reason
-        if self.slot is not None:
-            self.slot.interrupt()
-        if self.inner is not None:
-            self.inner.cancel()
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(False)
+        if self.phase == "running":
+            if self.slot is not None:
+                self.slot.interrupt()
+            if self.runner is not None:
+                self.runner.cancel()
 
 
 class _Reject(Exception):
@@ -72,6 +86,30 @@ def type_name(exc: BaseException) -> str:
     return (
         cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
     )
+
+
+def _mismatch(
+    task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> TypeError | None:
+    """Why ``args`` cannot be passed to the task's function, if they cannot. Checked only
+    after the body raised ``TypeError`` (binding a signature costs as much as a small task
+    body); a wrong call is then a producer's mistake that no retry would fix."""
+    signature = task._spec.signature
+    if signature is None:
+        return None
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        return TypeError(f"arguments do not match {task._spec.name}{signature}: {exc}")
+    return None
+
+
+def _outcome(fn: Any, *args: Any) -> tuple[bool, Any]:
+    """(True, result) or (False, exception): a thread's outcome as a value."""
+    try:
+        return True, fn(*args)
+    except BaseException as exc:
+        return False, exc
 
 
 def _step(gen: typing.Generator[Any, Any, Any]) -> tuple[bool, Any]:
@@ -91,50 +129,38 @@ class Executor:
     # -- the whole life of one message -----------------------------------------------
 
     async def process(self, job: Job) -> None:
+        worker = self.worker
         try:
             message, task, args, kwargs = self._prepare(job)
         except _Reject as reject:
+            worker.release(job)
             await self._fail(job, reject.error, time.time())
             return
         except Exception as exc:  # e.g. a plugin serializer raising its own error: without
             # this the message would come back after every lease, forever
+            worker.release(job)
             unreadable = MessageError(f"cannot read the message: {type_name(exc)}: {exc}")
             await self._fail(job, unreadable, time.time())
             return
-        app, worker = self.app, self.worker
+        job.phase = "waiting"
+        outcome: tuple[bool, Any] | None = None
         started = time.time()
-        # Sent with the next batch of acks; the body does not wait for it (see outbox.py).
-        worker.outbox.started(
-            message.id,
-            encode_state(
-                "STARTED",
-                message,
-                ttl=app.result_ttl,
-                attempts=message.attempt + 1,
-                started_at=started,
-                worker=worker.id,
-            ),
-        )
-        self.app.plugins.notify(
-            "fluxqueue_task_started", app=app, message=message, worker_id=worker.id
-        )
-        if log.isEnabledFor(logging.INFO):
-            log.info("%s[%s] started (attempt %d)", message.task, message.id, message.attempt + 1)
-        if job.cancel_reason is None:
-            job.inner = asyncio.ensure_future(self._invoke(job, task, args, kwargs))
-            timer = None
-            if message.timeout:
-                timer = asyncio.get_running_loop().call_later(
-                    message.timeout, job.cancel, "timeout"
-                )
-            await asyncio.wait({job.inner})
-            if timer is not None:
-                timer.cancel()
-        inner = job.inner
-        if inner is not None and not inner.cancelled():
-            ok, value = inner.result()
+        if await worker.acquire_slot(job):
+            try:
+                if job.cancel_reason is None:
+                    started = time.time()
+                    self._announce(message, started)
+                    outcome = await self._run_body(job, task, args, kwargs)
+            finally:
+                worker.release_slot()
+        job.phase = "done"
+        worker.release(job)
+        if outcome is not None:
+            ok, value = outcome
             if ok:
                 await self._succeed(job, task, value, started)
+            elif isinstance(value, TypeError) and (mismatch := _mismatch(task, args, kwargs)):
+                await self._fail(job, mismatch, started)  # without the task: a dead letter
             else:
                 await self._fail(job, value, started, task)
         elif job.cancel_reason == "abort":
@@ -146,6 +172,52 @@ class Executor:
             await self._fail(job, error, started, task)
         else:
             await self.handback(job)
+
+    def _announce(self, message: Message, started: float) -> None:
+        """The STARTED state (sent with the next batch of acks; the body does not wait for
+        it, see outbox.py), the plugins' hook and the log line."""
+        worker = self.worker
+        worker.outbox.started(
+            message.id,
+            encode_state(
+                "STARTED",
+                message,
+                ttl=self.app.result_ttl,
+                attempts=message.attempt + 1,
+                started_at=started,
+                worker=worker.id,
+            ),
+        )
+        self.app.plugins.notify(
+            "fluxqueue_task_started", app=self.app, message=message, worker_id=worker.id
+        )
+        if log.isEnabledFor(logging.INFO):
+            log.info("%s[%s] started (attempt %d)", message.task, message.id, message.attempt + 1)
+
+    async def _run_body(
+        self, job: Job, task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[bool, Any] | None:
+        """The body's outcome, or None when the worker cancelled it (``job.cancel_reason``
+        says why). It runs in this job's own asyncio task: no second task per job."""
+        message = job.message
+        assert message is not None
+        timer = None
+        if message.timeout:
+            timer = asyncio.get_running_loop().call_later(message.timeout, job.cancel, "timeout")
+        job.phase = "running"
+        try:
+            return await self._invoke(job, task, args, kwargs)
+        except asyncio.CancelledError:
+            if job.cancel_reason is None:
+                raise  # not ours: the worker itself is being torn down
+            current = asyncio.current_task()
+            if current is not None and hasattr(current, "uncancel"):  # 3.11+
+                current.uncancel()
+            return None
+        finally:
+            job.phase = "done"
+            if timer is not None:
+                timer.cancel()
 
     def _prepare(self, job: Job) -> tuple[Message, Task[Any, Any], tuple[Any, ...], dict[str, Any]]:
         app = self.app
@@ -196,14 +268,6 @@ class Executor:
         ):
             raise _Reject(MessageError("message body is not [args, kwargs]"))
         args, kwargs = tuple(payload[0]), payload[1]
-        signature = task._spec.signature
-        if signature is not None:
-            try:
-                signature.bind(*args, **kwargs)
-            except TypeError as exc:
-                raise _Reject(
-                    TypeError(f"arguments do not match {message.task}{signature}: {exc}")
-                ) from None
         return message, task, args, kwargs
 
     # -- running the body ------------------------------------------------------------
@@ -256,7 +320,13 @@ class Executor:
         assert slot is not None
         ctx = contextvars.copy_context()
         loop = asyncio.get_running_loop()
-        return await self.worker.pool.run(loop, ctx.run, slot.call, fn, args, kwargs)
+        ok, value = await self.worker.pool.run(loop, ctx.run, _outcome, slot.call, fn, args, kwargs)
+        if not ok:
+            # Raised here, not through the future: asyncio throws a future's exception into
+            # the awaiting coroutine, and a thrown GeneratorExit closes the whole chain of
+            # awaits instead of reaching _invoke's handler.
+            raise value
+        return value
 
     async def _output(self, message: Message, item: Any) -> None:
         data = self.app.encode_output(item, message.attempt)

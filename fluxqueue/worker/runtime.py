@@ -2,8 +2,10 @@
 honour aborts, stop gracefully.
 
 One asyncio event loop per process. Async tasks run on it; sync tasks run in a thread pool
-of ``concurrency`` threads. The loop fetches only as many messages as it has free slots,
-so nothing waits leased in memory while another worker is idle.
+of ``concurrency`` threads. At most ``concurrency`` task bodies run at once; besides them
+the worker holds up to ``prefetch`` leased messages, decoded and ready, so a finished body
+is followed by the next one without waiting for a round trip to the broker. A body frees
+its slot when it returns; its ack goes out in the background (see ``outbox.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import signal
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -39,7 +42,10 @@ DEFAULT_CONCURRENCY = 16
 class Worker:
     """Consumes ``queues`` of ``app`` until stopped (or, with ``burst``, until they are empty).
 
-    ``prefetch`` caps how many messages one fetch leases (default: the free slots).
+    ``prefetch`` is how many leased messages may wait for a free slot, on top of the
+    ``concurrency`` running ones (default: ``concurrency``; ``0`` leases only for free
+    slots, which suits long tasks shared by several workers). Their leases are renewed
+    like those of running tasks, and a stop hands them back at once.
     ``shutdown_timeout`` is how long running tasks may finish after a stop request before
     they are interrupted and handed back to their queue.
     """
@@ -69,7 +75,12 @@ class Worker:
         self.concurrency = DEFAULT_CONCURRENCY if concurrency is None else concurrency
         if not isinstance(self.concurrency, int) or self.concurrency < 1:
             raise ConfigurationError(f"concurrency must be an integer >= 1, got {concurrency!r}")
-        self.prefetch = prefetch or self.concurrency
+        self.prefetch = self.concurrency if prefetch is None else prefetch
+        if not isinstance(self.prefetch, int) or self.prefetch < 0:
+            raise ConfigurationError(f"prefetch must be an integer >= 0, got {prefetch!r}")
+        self.capacity = self.concurrency + self.prefetch
+        # Fetch in batches of at least this many while other messages are held.
+        self._batch = max(1, self.prefetch // 2)
         self.burst = burst
         self.shutdown_timeout = shutdown_timeout
         self.poll_timeout = poll_timeout
@@ -78,10 +89,13 @@ class Worker:
         self.id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.pool = DaemonPool(self.concurrency)
         self.jobs: dict[asyncio.Task[None], Job] = {}
+        self._held = 0  # leased jobs whose body has not finished
+        self._free_slots = self.concurrency
+        self._slot_waiters: deque[asyncio.Future[bool]] = deque()
         self._executor = Executor(self)
         self.outbox = Outbox(self)
         self._stopping: asyncio.Event | None = None
-        self._freed: asyncio.Event | None = None
+        self._room: asyncio.Future[None] | None = None
         self._force = False
         self._interrupts = 0
         self._ticking = False
@@ -93,6 +107,10 @@ class Worker:
         if self._stopping is not None and not self._stopping.is_set():
             log.info("worker %s stopping: finishing %d running task(s)", self.id, len(self.jobs))
             self._stopping.set()
+            self._wake_fetcher()
+            for job in self.jobs.values():
+                if job.waiting():  # prefetched, not started: back to the queue now
+                    job.cancel("shutdown")
 
     def stop_now(self) -> None:
         """Stop at once: running tasks are interrupted and handed back to their queue."""
@@ -114,7 +132,6 @@ class Worker:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
-        self._freed = asyncio.Event()
         signals = self._install_signals(loop)
         app = self.app
         lifespan = app._lifespan() if app._lifespan is not None else None
@@ -185,17 +202,17 @@ class Worker:
         return [signal.SIGTERM, signal.SIGINT]
 
     async def _fetch_loop(self) -> None:
-        assert self._stopping is not None and self._freed is not None
+        assert self._stopping is not None
         broker = self.app.broker
         failures = 0
         while not self._stopping.is_set():
-            free = self.concurrency - len(self.jobs)
-            if free <= 0:
-                await self._wait_freed()
+            room = self.capacity - self._held
+            if room < self._batch:
+                await self._wait_room()
                 continue
             try:
                 deliveries = await broker.fetch(
-                    self.queues, min(free, self.prefetch), 0 if self.burst else self.poll_timeout
+                    self.queues, room, 0 if self.burst else self.poll_timeout
                 )
                 failures = 0
             except BrokerConnectionError as exc:
@@ -212,12 +229,15 @@ class Worker:
                 if self.burst:
                     if not self.jobs:
                         return
-                    await self._wait_freed()
+                    await self._wait_room()
                 continue
+            self._held += len(deliveries)
             for delivery in deliveries:
                 job = Job(delivery)
-                runner = asyncio.ensure_future(self._run_job(job))
+                job.runner = runner = asyncio.ensure_future(self._run_job(job))
                 self.jobs[runner] = job
+            # Let the new jobs start their bodies before the next fetch goes out.
+            await asyncio.sleep(0)
 
     async def _run_job(self, job: Job) -> None:
         try:
@@ -226,22 +246,52 @@ class Worker:
             # Only the broker can fail here; the lease expires and the message comes back.
             log.exception("could not record the outcome of task %s", job.delivery.task_id)
         finally:
+            if not job.released:
+                self.release(job)
             self.jobs.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
-            assert self._freed is not None
-            self._freed.set()
+            if self.burst:  # it may be waiting for the last job before it stops
+                self._wake_fetcher()
 
-    async def _wait_freed(self) -> None:
-        assert self._freed is not None and self._stopping is not None
-        self._freed.clear()
-        waiters = [
-            asyncio.ensure_future(self._freed.wait()),
-            asyncio.ensure_future(self._stopping.wait()),
-        ]
+    # -- slots -----------------------------------------------------------------------
+
+    async def acquire_slot(self, job: Job) -> bool:
+        """Wait for a free slot; False when the job was cancelled before it got one."""
+        if self._free_slots > 0 and not self._slot_waiters:
+            self._free_slots -= 1
+            return True
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        job.waiter = waiter
+        self._slot_waiters.append(waiter)
         try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            return await waiter
         finally:
-            for waiter in waiters:
-                waiter.cancel()
+            job.waiter = None
+
+    def release_slot(self) -> None:
+        while self._slot_waiters:
+            waiter = self._slot_waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(True)  # the slot passes straight to the next job
+                return
+        self._free_slots += 1
+
+    def release(self, job: Job) -> None:
+        """``job`` no longer counts against the worker's capacity (its body is over)."""
+        job.released = True
+        self._held -= 1
+        if self.capacity - self._held >= self._batch:
+            self._wake_fetcher()
+
+    def _wake_fetcher(self) -> None:
+        if self._room is not None and not self._room.done():
+            self._room.set_result(None)
+
+    async def _wait_room(self) -> None:
+        self._room = asyncio.get_running_loop().create_future()
+        try:
+            await self._room
+        finally:
+            self._room = None
 
     async def _sleep_unless_stopping(self, seconds: float) -> None:
         assert self._stopping is not None

@@ -21,6 +21,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from redis.exceptions import NoScriptError
+
 from fluxqueue.backends.base import (
     AbortOutcome,
     Broker,
@@ -32,6 +34,7 @@ from fluxqueue.backends.base import (
 from fluxqueue.backends.redis.config import RedisConfig, parse_url
 from fluxqueue.backends.redis.connection import Clients, translate_errors
 from fluxqueue.backends.redis.keys import Keys
+from fluxqueue.backends.redis.resp import pack
 from fluxqueue.backends.redis.scripts import script
 from fluxqueue.errors import BrokerError
 from fluxqueue.message import Delivery, Message
@@ -185,18 +188,16 @@ class RedisBroker(Broker):
         if count <= 0 or not queues:
             return []
         deadline = time.monotonic() + timeout
-        # BLPOP must come back before the socket timeout fires, or redis-py gives up on it.
-        longest = min(self.config.block_timeout, self._socket_timeout() * 0.8)
         args = [count, self._vt_ms, *queues]
-        while True:
-            reply = await self._run("fetch", args)
-            if len(reply) > 1:
-                return [
-                    Delivery(
-                        _text(reply[i]), _text(reply[i + 1]), reply[i + 2], _text(reply[i + 3])
-                    )
-                    for i in range(1, len(reply), 4)
-                ]
+        wake = self.keys.wake(queues)
+        if self.config.cluster:
+            lease = self._lease_on_cluster
+            # BLPOP must come back before the socket timeout fires, or redis-py gives up.
+            longest = min(self.config.block_timeout, self._socket_timeout() * 0.8)
+        else:
+            lease, longest = self._lease_on_lane, self.config.block_timeout
+        reply = await lease(args, None, 0.0)
+        while len(reply) <= 1:
             left = deadline - time.monotonic()
             if left <= 0:
                 return []
@@ -204,9 +205,45 @@ class RedisBroker(Broker):
             if reply[0] >= 0:
                 wait = min(wait, reply[0] / 1000)
             # BLPOP 0 would block forever; Redis counts timeouts in milliseconds.
-            wait = max(wait, 0.005)
+            reply = await lease(args, wake, max(wait, 0.005))
+        return [
+            Delivery(_text(reply[i]), _text(reply[i + 1]), reply[i + 2], _text(reply[i + 3]))
+            for i in range(1, len(reply), 4)
+        ]
+
+    async def _lease_on_lane(self, args: list[Any], wake: list[str] | None, wait: float) -> Any:
+        """The fetch script; with ``wake``, behind a ``BLPOP`` on the wake-up lists, in the
+        same write: Redis runs the script the moment BLPOP returns (a token, or its timeout),
+        so a woken worker leases without another round trip."""
+        if wake is None:
+            return await self._on_lane("fetch", "fetch", args)
+        blpop = pack(("BLPOP", *wake, f"{wait:.3f}"))
+        return await self._on_lane("fetch", "fetch", args, first=blpop, wait=wait)
+
+    async def _lease_on_cluster(self, args: list[Any], wake: list[str] | None, wait: float) -> Any:
+        if wake is not None:
             with self._errors():
-                await self._clients.get().blpop(self.keys.wake(queues), timeout=round(wait, 3))
+                await self._clients.get().blpop(wake, timeout=round(wait, 3))
+        return await self._run("fetch", args)
+
+    async def _on_lane(
+        self, lane: str, name: str, args: list[Any], first: bytes | None = None, wait: float = 0.0
+    ) -> Any:
+        """Run script ``name`` on the lane ``lane`` (see ``Lane``), after ``first`` if given."""
+        code = script(name)
+        head = (self.keys.route, self.keys.base)
+        commands = [pack(("EVALSHA", code.sha, 1, *head, *args))]
+        if first is not None:
+            commands.insert(0, first)
+        with self._errors():
+            channel = self._clients.lane(lane)
+            replies = await channel.call(commands, wait)
+            if isinstance(replies[-1], NoScriptError):  # a restarted or flushed server
+                replies[-1:] = await channel.call([pack(("EVAL", code.source, 1, *head, *args))])
+            for reply in replies:
+                if isinstance(reply, Exception):
+                    raise reply
+        return replies[-1]
 
     def _socket_timeout(self) -> float:
         value = self.config.client_kwargs.get("socket_timeout")
@@ -237,7 +274,10 @@ class RedisBroker(Broker):
             args += [task_id, state.status, state.data, _ms(state.ttl)]
         for delivery, state in acks:
             args += [delivery.task_id, delivery.queue, state.status, state.data, _ms(state.ttl)]
-        await self._run("ack_many", args)
+        if self.config.cluster:
+            await self._run("ack_many", args)
+        else:
+            await self._on_lane("acks", "ack_many", args)
 
     async def requeue(self, delivery: Delivery, message: Message, state: State) -> None:
         await self._run(

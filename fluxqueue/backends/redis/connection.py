@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import redis as sync_redis
@@ -30,12 +32,17 @@ from redis.asyncio.connection import (
     UnixDomainSocketConnection,
 )
 from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
+
+if sys.version_info >= (3, 11):
+    from asyncio import timeout as deadline
+else:  # redis-py depends on async-timeout before 3.11.3
+    from async_timeout import timeout as deadline  # type: ignore[import-not-found,no-redef,unused-ignore]
 
 from fluxqueue.backends.redis.config import RedisConfig
 from fluxqueue.errors import BrokerConnectionError, BrokerError
 
-__all__ = ["Clients", "translate_errors"]
+__all__ = ["Clients", "Lane", "translate_errors"]
 
 log = logging.getLogger("fluxqueue.redis")
 
@@ -67,6 +74,7 @@ class Clients:
         self._lock = threading.Lock()
         self._clients: dict[asyncio.AbstractEventLoop, Any] = {}
         self._pid = os.getpid()
+        self._lanes: dict[tuple[asyncio.AbstractEventLoop, str], Lane] = {}
         self._sync: sync_redis.Redis | None = None
         self._sync_pid = 0
 
@@ -108,7 +116,7 @@ class Clients:
         loop = asyncio.get_running_loop()
         with self._lock:
             if self._pid != os.getpid():
-                self._clients, self._pid = {}, os.getpid()
+                self._clients, self._lanes, self._pid = {}, {}, os.getpid()
             client = self._clients.get(loop)
             if client is None:
                 for old in [lp for lp in self._clients if lp.is_closed()]:
@@ -123,14 +131,8 @@ class Clients:
         retry = Retry(ExponentialBackoff(cap=0.2, base=0.02), 1, (rex.ConnectionError,))
         if self.config.cluster:
             return RedisCluster(retry=retry, **kwargs)
+        cls, kwargs = self._connection_class()
         max_connections = kwargs.pop("max_connections", None)
-        if kwargs.pop("ssl", False):
-            cls: type[AbstractConnection] = SSLConnection
-        elif "unix_socket_path" in kwargs:
-            kwargs["path"] = kwargs.pop("unix_socket_path")
-            cls = UnixDomainSocketConnection
-        else:
-            cls = Connection
         # Blocking: with every connection busy, a call waits for one (up to the socket
         # timeout) instead of failing, as redis-py's default pool does past 100.
         pool = BlockingConnectionPool(
@@ -142,6 +144,34 @@ class Clients:
         )
         return Redis(connection_pool=pool)
 
+    def _connection_class(self) -> tuple[type[AbstractConnection], dict[str, Any]]:
+        kwargs = dict(self.config.client_kwargs)
+        if kwargs.pop("ssl", False):
+            return SSLConnection, kwargs
+        if "unix_socket_path" in kwargs:
+            kwargs["path"] = kwargs.pop("unix_socket_path")
+            return UnixDomainSocketConnection, kwargs
+        return Connection, kwargs
+
+    def lane(self, name: str) -> Lane:
+        """A connection of its own, for one hot path of the running loop (not on a cluster)."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._pid != os.getpid():
+                self._clients, self._lanes, self._pid = {}, {}, os.getpid()
+            lane = self._lanes.get((loop, name))
+            if lane is None:
+                for old in [key for key in self._lanes if key[0].is_closed()]:
+                    del self._lanes[old]
+                cls, kwargs = self._connection_class()
+                kwargs.pop("max_connections", None)
+                # The lane times each exchange out itself (see Lane.call), and the worker
+                # retries with its own backoff.
+                timeout = kwargs.pop("socket_timeout", None) or 10.0
+                connection = cls(retry=Retry(NoBackoff(), 0), **kwargs)
+                lane = self._lanes[(loop, name)] = Lane(connection, timeout)
+            return lane
+
     async def close(self) -> None:
         """Close every loop's client; later calls open new ones."""
         try:
@@ -150,12 +180,18 @@ class Clients:
             current = None
         with self._lock:
             clients, self._clients = self._clients, {}
+            lanes, self._lanes = self._lanes, {}
             sync_client, self._sync = self._sync, None
             if sync_client is not None and self._sync_pid == os.getpid():
                 with contextlib.suppress(Exception):
                     sync_client.close()
             if self._pid != os.getpid():
                 return  # the parent's clients: not ours to close
+        for (loop, _), lane in lanes.items():
+            if loop is current:
+                await lane.close()
+            elif loop.is_running():
+                asyncio.run_coroutine_threadsafe(lane.close(), loop)
         for loop, client in clients.items():
             if loop is current:
                 with contextlib.suppress(Exception):
@@ -163,6 +199,49 @@ class Clients:
             elif loop.is_running():
                 # Closed on its own loop; a loop that is busy elsewhere is not waited for.
                 asyncio.run_coroutine_threadsafe(_quiet_close(client), loop)
+
+
+class Lane:
+    """One connection that a hot path (the worker's fetches, its acks) has to itself.
+
+    Why: a call through redis-py's client borrows a connection from the pool, starts a
+    task to time the write out, records metrics and packs every argument generically; on
+    the worker's hot paths that cost as much as the work. A lane sends commands packed by
+    ``resp.pack`` on its own connection, and several at once when asked (``BLPOP`` and the
+    fetch that follows it), under one deadline. Connecting, authentication, ``SELECT``,
+    TLS and reply parsing stay redis-py's. Any failure or cancellation in the middle of
+    an exchange closes the connection, so no stale reply is ever read; the next call
+    reconnects.
+    """
+
+    def __init__(self, connection: AbstractConnection, timeout: float) -> None:
+        self.connection = connection
+        self.timeout = timeout
+        self._lock = asyncio.Lock()
+
+    async def call(self, commands: Sequence[bytes], wait: float = 0.0) -> list[Any]:
+        """Send ``commands`` in one write and read one reply each. An error reply comes back
+        as its exception object (the connection stays usable); ``wait`` is how long the
+        server may block on them (``BLPOP``), on top of the socket timeout."""
+        conn = self.connection
+        async with self._lock:
+            try:
+                async with deadline(self.timeout + wait):
+                    await conn.send_packed_command(b"".join(commands), check_health=False)
+                    replies: list[Any] = []
+                    for _ in commands:
+                        try:
+                            replies.append(await conn.read_response(timeout=math.inf))
+                        except rex.ResponseError as exc:
+                            replies.append(exc)
+                    return replies
+            except BaseException:
+                await conn.disconnect(nowait=True)
+                raise
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.connection.disconnect()
 
 
 async def _quiet_close(client: Any) -> None:
