@@ -1,6 +1,8 @@
 """In-process burst drain on Redis, for before/after comparisons of worker changes.
 
-Usage: ``.venv/bin/python benchmarks/burst.py URL [n] [def|async] [--profile]`` with a
+Usage: ``.venv/bin/python benchmarks/burst.py URL [n] [def|async|asleep|ssleep] [--profile]``
+(no-op ``def`` or ``async def`` tasks, or tasks that sleep 10 ms with ``asyncio.sleep`` or
+``time.sleep``) with a
 private ``redis://127.0.0.1:PORT/0`` (the database is flushed first) or a fresh
 ``sqlite:////tmp/x.db`` (the file is deleted first). Prints tasks/s from the first
 fetch to the end of the burst (enqueueing not included), and the worker's CPU time per task
@@ -9,6 +11,7 @@ fetch to the end of the burst (enqueueing not included), and the worker's CPU ti
 
 from __future__ import annotations
 
+import asyncio
 import cProfile
 import pstats
 import sys
@@ -40,7 +43,17 @@ async def anoop() -> None:
     pass
 
 
-task = noop if kind == "def" else anoop
+@fq.task(name="asleep")
+async def asleep() -> None:
+    await asyncio.sleep(0.01)
+
+
+@fq.task(name="ssleep")
+def ssleep() -> None:
+    time.sleep(0.01)
+
+
+task = {"def": noop, "async": anoop, "asleep": asleep, "ssleep": ssleep}[kind]
 for start in range(0, n, 5000):
     fq.enqueue_many([task.message() for _ in range(min(5000, n - start))])
 profile = cProfile.Profile() if "--profile" in sys.argv else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import inspect
 import logging
 import time
@@ -179,7 +180,8 @@ class Executor:
         worker = self.worker
         worker.outbox.started(
             message.id,
-            encode_state(
+            functools.partial(
+                encode_state,
                 "STARTED",
                 message,
                 ttl=self.app.result_ttl,

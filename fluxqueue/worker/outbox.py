@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from fluxqueue.message import Delivery
@@ -33,14 +34,15 @@ log = logging.getLogger("fluxqueue.worker")
 class Outbox:
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
-        self._started: dict[str, State] = {}
+        self._started: dict[str, Callable[[], State]] = {}
         self._acks: list[tuple[Delivery, State, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._in_flight: set[str] = set()
         self._batch_done: asyncio.Future[None] | None = None
 
-    def started(self, task_id: str, state: State) -> None:
-        """Queue a STARTED state write; returns at once."""
+    def started(self, task_id: str, state: Callable[[], State]) -> None:
+        """Queue a STARTED state write; returns at once. ``state`` builds the record when
+        the batch goes out, so a task that finished by then costs no encoding at all."""
         self._started[task_id] = state
         self._kick()
 
@@ -77,7 +79,7 @@ class Outbox:
                     await self.worker.call_broker(
                         broker.ack_many,
                         [(delivery, state) for delivery, state, _ in acks],
-                        list(started.items()),
+                        [(task_id, state()) for task_id, state in started.items()],
                     )
                 except BaseException as exc:  # cancelled too: no ack may wait forever
                     if not acks:
