@@ -757,3 +757,59 @@ def test_the_shutdown_timeout_counts_from_the_stop_request(fq: FluxQueue) -> Non
         assert await handle.astatus() is Status.PENDING
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("prefetch", [0, 2])
+def test_prefetched_messages_wait_leased_and_go_back_at_once_on_stop(
+    fq: FluxQueue, prefetch: int
+) -> None:
+    """``prefetch`` messages wait leased for a slot beside the running ones; a stop hands
+    them back at once, without waiting for the running task."""
+    from fluxqueue._bridge import run_sync
+    from fluxqueue.worker import Worker
+
+    running, release = threading.Event(), threading.Event()
+
+    @fq.task
+    def hold(n: int) -> int:
+        running.set()
+        release.wait(10)
+        return n
+
+    handles = [hold(n) for n in range(5)]
+    worker = Worker(fq, concurrency=1, prefetch=prefetch, handle_signals=False)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_until_complete, args=(worker.run(),))
+    thread.start()
+    try:
+        assert running.wait(5)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            (queue,) = run_sync(fq.admin.stats(["default"])).queues
+            if queue.running == 1 + prefetch:
+                break
+            time.sleep(0.01)
+        assert (queue.running, queue.total_ready) == (1 + prefetch, 4 - prefetch)
+        loop.call_soon_threadsafe(worker.stop)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # handed back while the first still runs
+            (queue,) = run_sync(fq.admin.stats(["default"])).queues
+            if queue.total_ready == 4:
+                break
+            time.sleep(0.01)
+        assert (queue.running, queue.total_ready) == (1, 4)
+        assert thread.is_alive()
+    finally:
+        release.set()
+        thread.join(10)
+    assert not thread.is_alive()
+    assert handles[0].result(timeout=1) == 0
+    assert [h.status() for h in handles[1:]] == [Status.PENDING] * 4
+
+
+def test_prefetch_must_be_a_non_negative_integer(fq: FluxQueue) -> None:
+    from fluxqueue.errors import ConfigurationError
+    from fluxqueue.worker import Worker
+
+    with pytest.raises(ConfigurationError, match="prefetch must be an integer >= 0"):
+        Worker(fq, prefetch=-1)

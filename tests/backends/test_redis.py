@@ -8,6 +8,7 @@ worker SIGKILLed in the middle of a batch.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import re
@@ -389,3 +390,69 @@ def test_cancellation_is_never_lost(redis_url: str) -> None:
 
     lost, cancelled = asyncio.run(scenario())
     assert lost == 0 and cancelled > 0
+
+
+def test_worker_lanes_survive_cancellation_a_killed_connection_and_a_script_flush(
+    redis_url: str, redis_server: RedisServer
+) -> None:
+    """The worker's fetches and acks run on connections of their own (``Lane``): a fetch
+    cancelled while Redis blocks on its BLPOP, a connection killed by the server, and a
+    flushed script cache each cost at most one failed call, never a wrong reply."""
+    broker = RedisBroker(redis_url)
+    admin = redis_server.client()
+
+    async def scenario() -> None:
+        first = msg("lanes")
+        blocked = asyncio.ensure_future(broker.fetch(["lanes"], 1, 5.0))
+        await asyncio.sleep(0.2)  # now inside BLPOP, the fetch script queued behind it
+        blocked.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await blocked
+        await put(broker, first)
+        (got,) = await broker.fetch(["lanes"], 1, 1.0)  # a fresh connection, right reply
+        assert got.task_id == first.id
+
+        admin.client_kill_filter(_type="normal", skipme=True)  # every client of the test
+        second = msg("lanes")
+        await put(broker, second)  # the pooled client reconnects by itself
+        with contextlib.suppress(BrokerConnectionError):
+            await broker.fetch(["lanes"], 1, 1.0)  # the lane may see the kill once
+        leased = await broker.fetch(["lanes"], 1, 1.0)
+        if leased:  # else the failed call above had leased it (at least once)
+            assert leased[0].task_id == second.id
+
+        admin.script_flush()
+        done = [(got, State("SUCCESS", b"{}\n", 60))]
+        await broker.ack_many(done, [])  # NOSCRIPT on the acks lane, then EVAL
+        assert (await broker.get_state(first.id)) == State("SUCCESS", b"{}\n", 60)
+        await broker.close()
+
+    asyncio.run(scenario())
+    admin.close()
+
+
+def test_a_woken_fetch_leases_in_the_same_round_trip(
+    redis_url: str, redis_server: RedisServer
+) -> None:
+    """An idle fetch sends BLPOP and the fetch script in one write: when an enqueue wakes
+    it, the script has already run, so Redis sees no second call from the worker."""
+    broker = RedisBroker(redis_url)
+    admin = redis_server.client()
+
+    async def scenario() -> None:
+        await broker.fetch(["woken"], 1, 0)  # scripts loaded, lane open
+        admin.config_resetstat()
+        waiting = asyncio.ensure_future(broker.fetch(["woken"], 4, 5.0))
+        await asyncio.sleep(0.2)
+        message = msg("woken")
+        await put(broker, message)
+        (got,) = await asyncio.wait_for(waiting, 5)
+        assert got.task_id == message.id
+        stats = admin.info("commandstats")
+        # the first fetch, then BLPOP + fetch once (plus the enqueue)
+        assert stats["cmdstat_blpop"]["calls"] == 1
+        assert stats["cmdstat_evalsha"]["calls"] == 3
+        await broker.close()
+
+    asyncio.run(scenario())
+    admin.close()
