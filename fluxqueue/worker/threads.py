@@ -8,7 +8,6 @@ technique Dramatiq's time limits use. Code blocked inside a C call (a socket rea
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import queue
 import threading
 from collections.abc import Callable
@@ -24,6 +23,8 @@ class Interrupt(BaseException):
 
 
 def _set_async_exc(ident: int, exc: type[BaseException] | None) -> None:
+    import ctypes  # only when a task is interrupted: most workers never load it
+
     ctypes.pythonapi.PyThreadState_SetAsyncExc(
         ctypes.c_ulong(ident), ctypes.py_object(exc) if exc is not None else None
     )
@@ -93,6 +94,7 @@ class DaemonPool(Executor):
         ]
         self._work = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
+        self._idle = threading.Semaphore(0)  # one release per thread waiting for work
         self._lock = threading.Lock()
         self._closed = False
         self._done: list[tuple[asyncio.Future[Any], bool, Any]] = []
@@ -105,12 +107,7 @@ class DaemonPool(Executor):
         with self._lock:
             if self._closed:
                 raise RuntimeError("the task thread pool is shut down")
-            if len(self._threads) < self._size:
-                thread = threading.Thread(
-                    target=self._serve, name=f"{self._name}-{len(self._threads)}", daemon=True
-                )
-                self._threads.append(thread)
-                thread.start()
+            self._grow()
         self._work.put((future, fn, args))
         return future
 
@@ -135,6 +132,11 @@ class DaemonPool(Executor):
         return future
 
     def _grow(self) -> None:
+        """Start a thread for the next item unless one is idle (as ``ThreadPoolExecutor``
+        does): a worker that never runs more than a few sync tasks at once keeps only a
+        few threads, each with its own stack and malloc arena."""
+        if self._idle.acquire(blocking=False):
+            return
         if len(self._threads) < self._size:
             thread = threading.Thread(
                 target=self._serve, name=f"{self._name}-{len(self._threads)}", daemon=True
@@ -170,23 +172,29 @@ class DaemonPool(Executor):
             item = self._work.get()
             if item is None:
                 return
-            future, fn, args = item
-            if isinstance(future, _Done):
-                try:
-                    result = fn(*args)
-                except BaseException as exc:  # the task wrapper reports errors; a backstop
-                    future.finish(False, exc)
-                else:
-                    future.finish(True, result)
-                continue
-            if not future.set_running_or_notify_cancel():
-                continue
+            self._run(item)
+            del item
+            self._idle.release()
+
+    @staticmethod
+    def _run(item: tuple[Future[Any] | _Done, Callable[..., Any], tuple[Any, ...]]) -> None:
+        future, fn, args = item
+        if isinstance(future, _Done):
             try:
                 result = fn(*args)
-            except BaseException as exc:  # the task wrapper reports errors; this is a backstop
-                future.set_exception(exc)
+            except BaseException as exc:  # the task wrapper reports errors; a backstop
+                future.finish(False, exc)
             else:
-                future.set_result(result)
+                future.finish(True, result)
+            return
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            result = fn(*args)
+        except BaseException as exc:  # the task wrapper reports errors; this is a backstop
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:
