@@ -8,7 +8,6 @@ technique Dramatiq's time limits use. Code blocked inside a C call (a socket rea
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -24,6 +23,8 @@ class Interrupt(BaseException):
 
 
 def _set_async_exc(ident: int, exc: type[BaseException] | None) -> None:
+    import ctypes  # only when a task is interrupted: most workers never load it
+
     ctypes.pythonapi.PyThreadState_SetAsyncExc(
         ctypes.c_ulong(ident), ctypes.py_object(exc) if exc is not None else None
     )
@@ -225,9 +226,9 @@ class DaemonPool(Executor):
                 self._items.clear()
             sleepers, self._sleepers = self._sleepers, []
             self._looking += len(sleepers)
+            threads = list(self._threads)
         for future, _, _ in items:
             future.cancel()
-            threads = list(self._threads)
         for parked in sleepers:
             parked.release()
         if wait:

@@ -1,31 +1,23 @@
-"""A msgpack serializer for fluxqueue."""
+"""A msgpack serializer for fluxqueue.
+
+The serializer lives in :mod:`fluxqueue_msgpack.serializer`. This package imports it (and
+``msgpack``) on first use only: importing the package is part of loading the entry point
+``fluxqueue_msgpack.plugin``, which every fluxqueue process does.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import msgpack
-
-from fluxqueue import MessageError, SerializationError, Serializer
+if TYPE_CHECKING:
+    from fluxqueue_msgpack.serializer import MsgpackSerializer
 
 __all__ = ["MsgpackSerializer"]
 
 
-class MsgpackSerializer(Serializer):
-    """Plain data (and bytes) in a compact binary form. Tuples come back as lists."""
+def __getattr__(name: str) -> Any:
+    if name == "MsgpackSerializer":
+        from fluxqueue_msgpack.serializer import MsgpackSerializer
 
-    name = "msgpack"
-    content_type = "application/msgpack"
-
-    def dumps(self, value: Any) -> bytes:
-        try:
-            data: bytes = msgpack.packb(value, use_bin_type=True)
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise SerializationError(f"not msgpack serializable: {exc}") from None
-        return data
-
-    def loads(self, data: bytes) -> Any:
-        try:
-            return msgpack.unpackb(data, raw=False, strict_map_key=False)
-        except Exception as exc:
-            raise MessageError(f"body is not valid msgpack ({type(exc).__name__}: {exc})") from None
+        return MsgpackSerializer
+    raise AttributeError(f"module 'fluxqueue_msgpack' has no attribute {name!r}")

@@ -8,4 +8,4 @@ from fluxqueue.plugins.hookspecs import Register
 
 @hookimpl
 def fluxqueue_register_serializers(register: Register) -> None:
-    register("msgpack", "fluxqueue_msgpack:MsgpackSerializer")
+    register("msgpack", "fluxqueue_msgpack.serializer:MsgpackSerializer")

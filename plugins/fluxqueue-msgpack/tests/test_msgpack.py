@@ -55,3 +55,16 @@ def test_fluxqueue_plugins_lists_it() -> None:
         [sys.executable, "-m", "fluxqueue.cli", "plugins"], capture_output=True, text=True
     ).stdout
     assert "fluxqueue-msgpack" in table and "serializer:msgpack" in table
+
+
+def test_loading_the_plugin_does_not_import_msgpack() -> None:
+    code = (
+        "import sys; from fluxqueue import FluxQueue; FluxQueue('memory://'); "
+        "import fluxqueue_msgpack; assert 'fluxqueue_msgpack.plugin' in sys.modules; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'msgpack'))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
+    assert FluxQueue("memory://", serializer="msgpack").serializer.name == "msgpack"
