@@ -56,6 +56,7 @@ class StartConfig:
     module_paths: list[str]
     queues: list[str]
     concurrency: int
+    prefetch: int | None
     broker_url: str | None
     workers: int
     burst: bool
@@ -71,6 +72,8 @@ class StartConfig:
         argv += ["-t", ",".join(self.module_paths), "-c", str(self.concurrency)]
         for queue in self.queues:
             argv += ["-q", queue]
+        if self.prefetch is not None:
+            argv += ["--prefetch", str(self.prefetch)]
         argv += ["--shutdown-timeout", repr(self.shutdown_timeout)]
         argv += ["--log-level", self.log_level, "--log-format", self.log_format]
         if self.accept:
@@ -101,6 +104,13 @@ class StartConfig:
     envvar="FLUXQUEUE_CONCURRENCY",
     help=f"Tasks run at once per process (default: {DEFAULT_CONCURRENCY}). "
     "[env: FLUXQUEUE_CONCURRENCY]",
+)
+@click.option(
+    "--prefetch",
+    type=click.IntRange(min=0),
+    envvar="FLUXQUEUE_PREFETCH",
+    help="Leased messages each process holds ready beyond the running ones (default: the "
+    "concurrency; 0 for long tasks shared by several workers). [env: FLUXQUEUE_PREFETCH]",
 )
 @broker_options
 @click.option(
@@ -158,6 +168,7 @@ def start_command(
     module_paths: tuple[str, ...],
     queues: tuple[str, ...],
     concurrency: int | None,
+    prefetch: int | None,
     broker_url: str | None,
     redis_url: str | None,
     workers: int,
@@ -178,6 +189,7 @@ def start_command(
         module_paths=split_values(module_paths),
         queues=split_values(queues) or ["default"],
         concurrency=concurrency or DEFAULT_CONCURRENCY,
+        prefetch=prefetch,
         broker_url=broker_url_from(ctx, broker_url, redis_url),
         workers=workers,
         burst=burst,
@@ -289,6 +301,7 @@ async def serve(app: FluxQueue, config: StartConfig, supervisor_pid: int = 0) ->
         app,
         queues=config.queues,
         concurrency=config.concurrency,
+        prefetch=config.prefetch,
         burst=config.burst,
         shutdown_timeout=config.shutdown_timeout,
         handle_signals=True,

@@ -143,6 +143,7 @@ def test_unknown_serializer(project: Project) -> None:
     ("args", "message"),
     [
         (["-c", "0"], "Invalid value for '-c' / '--concurrency'"),
+        (["--prefetch", "-1"], "Invalid value for '--prefetch'"),
         (["-w", "many"], "Invalid value for '-w' / '--workers'"),
         (["--log-format", "xml"], "Invalid value for '--log-format'"),
         (["--log-level", "loud"], "Invalid value for '--log-level'"),

@@ -97,6 +97,7 @@ def test_child_command_line_keeps_every_option() -> None:
         module_paths=["a.tasks", "b.py"],
         queues=["default", "urgent"],
         concurrency=4,
+        prefetch=0,
         broker_url="redis://:secret@h/0",
         workers=3,
         burst=True,
@@ -110,7 +111,8 @@ def test_child_command_line_keeps_every_option() -> None:
     assert "secret" not in " ".join(argv)  # the URL travels by environment
     joined = " ".join(argv[6:])
     assert joined == (
-        "-t a.tasks,b.py -c 4 -q default -q urgent --shutdown-timeout 2.5 --log-level debug "
+        "-t a.tasks,b.py -c 4 -q default -q urgent --prefetch 0 --shutdown-timeout 2.5 "
+        "--log-level debug "
         "--log-format json --accept pickle --burst"
     )
 
