@@ -3,8 +3,12 @@
 Why: with two round trips per task (a STARTED write, then the ack with the result), a
 worker running short tasks spends most of its time waiting on the broker. Everything
 written during one event-loop turn (and while the previous batch was on the wire) goes out
-in one :meth:`~fluxqueue.backends.base.Broker.ack_many` call instead. Nothing waits on a
-timer: a lone task is flushed on the next loop turn, so latency does not grow.
+in one :meth:`~fluxqueue.backends.base.Broker.ack_many` call instead. Acks never wait on a
+timer: a lone ack is flushed on the next loop turn, so latency does not grow.
+
+STARTED writes alone wait up to ``STARTED_DELAY`` for an ack to travel with: most tasks
+finish within that time, their final state replaces the STARTED record, and neither is
+encoded nor sent twice. A longer task shows STARTED ``STARTED_DELAY`` after it began.
 
 What stays the same: a task's ack still waits until the broker has stored it (the lease
 ends, and the result is readable, before ``_succeed`` returns), and each ack is atomic with
@@ -30,6 +34,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("fluxqueue.worker")
 
+#: How long STARTED writes wait for an ack to share a batch with (seconds).
+STARTED_DELAY = 0.05
+
 
 class Outbox:
     def __init__(self, worker: Worker) -> None:
@@ -39,6 +46,7 @@ class Outbox:
         self._flusher: asyncio.Task[None] | None = None
         self._in_flight: set[str] = set()
         self._batch_done: asyncio.Future[None] | None = None
+        self._ack_waiter: asyncio.Future[None] | None = None
 
     def started(self, task_id: str, state: Callable[[], State]) -> None:
         """Queue a STARTED state write; returns at once. ``state`` builds the record when
@@ -51,6 +59,9 @@ class Outbox:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._acks.append((delivery, state, done))
         self._kick()
+        waiter = self._ack_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
         await done
 
     async def forget(self, task_id: str) -> None:
@@ -69,6 +80,8 @@ class Outbox:
         broker = self.worker.app.broker
         try:
             while self._started or self._acks:
+                if not self._acks:
+                    await self._ack_or_delay(loop)
                 acks, self._acks = self._acks, []
                 started, self._started = self._started, {}
                 for delivery, _, _ in acks:
@@ -100,3 +113,18 @@ class Outbox:
                     self._batch_done.set_result(None)
         finally:
             self._flusher = None
+
+    async def _ack_or_delay(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Until an ack is queued or ``STARTED_DELAY`` has passed."""
+        self._ack_waiter = waiter = loop.create_future()
+        timer = loop.call_later(STARTED_DELAY, _resolve, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._ack_waiter = None
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
