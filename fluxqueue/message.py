@@ -90,6 +90,12 @@ _FIELDS: dict[str, tuple[str, type | tuple[type, ...]]] = {
 }
 
 
+#: (task, queue, content_type, priority, attempt, max_retries) -> the header's JSON around
+#: ``created_at`` (see ``Message._routing``). The numbers are checked to be exact ints
+#: before a lookup, so ``True`` or ``2.0`` never find the entry of ``1`` or ``2``.
+_ROUTING: dict[tuple[Any, ...], tuple[str, str]] = {}
+
+
 class _Claim:
     """The slot behind :meth:`Message.mark_minted`: not a dataclass field, so it is not on
     the wire, not compared, not an argument, and not carried by ``dataclasses.replace``,
@@ -172,8 +178,63 @@ class Message(_Claim):
 
         Every field is written as ``_dumps`` would (same key order, separators and string
         escaping); a field of an unusual type (an int subclass, a NaN...) falls back to
-        ``_dumps`` itself.
+        ``_dumps`` itself. The fields that messages of one task share are formatted once
+        and cached (see ``_routing``).
         """
+        created, headers = self.created_at, self.headers
+        priority, attempt, retries = self.priority, self.attempt, self.max_retries
+        routing = None
+        if (
+            self.eta is None
+            and self.timeout is None
+            and type(created) is float
+            # exact types: 2.0 and True are equal to ints as keys, not in JSON
+            and type(priority) is int
+            and type(attempt) is int
+            and type(retries) is int
+        ):
+            routing = _ROUTING.get(
+                (self.task, self.queue, self.content_type, priority, attempt, retries)
+            )
+            if routing is None:
+                routing = self._routing()
+        if routing is None or type(headers) is not dict or created - created != 0:
+            return self._encode_fields()
+        mid = self.id
+        if type(mid) is not str:
+            return frame(self.header(), self.body)
+        head = (
+            f'{{"v":{FORMAT_VERSION},"id":{jstr(mid)},{routing[0]}{float.__repr__(created)}'
+            f"{routing[1]}{_dumps(headers) if headers else '{}'}}}"
+        )
+        return head.encode() + b"\n" + self.body
+
+    def _routing(self) -> tuple[str, str] | None:
+        """The JSON around ``created_at`` for this task, queue and settings (no eta, no
+        timeout), cached; None when a field has a type the cache does not handle."""
+        task, queue, ctype = self.task, self.queue, self.content_type
+        priority, attempt, retries = self.priority, self.attempt, self.max_retries
+        if not (
+            type(task) is str
+            and type(queue) is str
+            and type(ctype) is str
+            and type(priority) is int
+            and type(attempt) is int
+            and type(retries) is int
+        ):
+            return None
+        routing = (
+            f'"task":{jstr(task)},"queue":{jstr(queue)},"priority":{priority},"eta":null,'
+            f'"attempt":{attempt},"max_retries":{retries},"timeout":null,"created_at":',
+            f',"content_type":{jstr(ctype)},"headers":',
+        )
+        if len(_ROUTING) >= 1024:
+            _ROUTING.clear()
+        _ROUTING[(task, queue, ctype, priority, attempt, retries)] = routing
+        return routing
+
+    def _encode_fields(self) -> bytes:
+        """:meth:`encode` for messages with an eta or a timeout: field by field."""
         eta, timeout = jnum(self.eta), jnum(self.timeout)
         created = jnum(self.created_at)
         priority, attempt = jnum(self.priority), jnum(self.attempt)

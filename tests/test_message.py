@@ -78,6 +78,17 @@ def test_encode_is_byte_identical_to_framing_the_header(fields: dict[str, object
     assert m.encode() == frame(m.header(), m.body)
 
 
+def test_cached_header_parts_never_stand_for_another_type() -> None:
+    plain = Message(task="t", queue="q", body=b"", content_type="c", priority=1, attempt=0)
+    assert plain.encode() == frame(plain.header(), plain.body)  # now cached
+    assert initial_state(plain) == encode_state("PENDING", plain)  # this one too
+    for odd in ({"priority": True}, {"priority": 1.0}, {"attempt": False}, {"max_retries": 3.0}):
+        m = replace(plain, **odd)  # type: ignore[arg-type]
+        assert m.encode() == frame(m.header(), m.body)
+        state = initial_state(m, 5)
+        assert state == encode_state(state.status, m, ttl=5)
+
+
 @pytest.mark.parametrize("fields", FAST_ENCODE_CASES)
 def test_initial_state_is_byte_identical_to_encode_state(fields: dict[str, object]) -> None:
     values: dict[str, object] = {"task": "t", "queue": "q", "body": b"[[1],{}]"}
