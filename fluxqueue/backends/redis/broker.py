@@ -47,6 +47,8 @@ log = logging.getLogger("fluxqueue.redis")
 #: Messages per script call in a bulk enqueue: large enough to amortise the round trip,
 #: small enough that one call never blocks the server for long.
 ENQUEUE_CHUNK = 2000
+#: The first chunk of a blocking bulk enqueue (see ``_spans``).
+FIRST_CHUNK = 250
 
 
 def _ms(seconds: float | None) -> int:
@@ -132,6 +134,16 @@ def _count(n: int) -> bytes:
 _Group = tuple[bytes, bool, list[bytes]]
 
 
+def _spans(total: int) -> Iterator[tuple[int, int]]:
+    """Chunk bounds for a blocking enqueue: a short first chunk gets Redis working while
+    the rest is encoded, then ENQUEUE_CHUNK messages per call."""
+    start, size = 0, FIRST_CHUNK
+    while start < total:
+        end = min(start + size, total)
+        yield start, end
+        start, size = end, ENQUEUE_CHUNK
+
+
 def _packed_chunks(
     entries: Sequence[tuple[Message, State]],
     flags: list[bool],
@@ -142,11 +154,11 @@ def _packed_chunks(
     caches the groups' packed routing arguments from call to call."""
     if len(metas) > 256:  # delayed messages each have their own eta: keep the cache small
         metas.clear()
-    for start in range(0, len(entries), ENQUEUE_CHUNK):
+    for start, end in _spans(len(entries)):
         chunk: list[_Group] = []
         group: Any = None
         rows: list[bytes] = []
-        for i in range(start, min(start + ENQUEUE_CHUNK, len(entries))):
+        for i in range(start, end):
             message, state = entries[i]
             fresh = flags[i]
             key = (message.queue, message.priority, message.eta, state.status, state.ttl, fresh)
