@@ -197,17 +197,20 @@ class Sender(Generic[P, R]):
         opts = spec.options
         app = spec.app
         serializer = app.serializer
+        task_id = over.task_id
         message = Message(
             task=spec.name,
             queue=over.queue or opts.queue,
             body=app.encode_args(spec, args, kwargs),
             content_type=serializer.content_type,
-            id=over.task_id or new_id(),
+            id=task_id or new_id(),
             priority=int(opts.priority if over.priority is None else over.priority),
             eta=over.eta,
             max_retries=opts.max_retries if over.max_retries is None else over.max_retries,
             timeout=opts.timeout if over.timeout is None else over.timeout,
         )
+        if task_id is None:
+            message.mark_minted()  # no older message can be stored under this id
         if spec.fn is None:
             # A task known here only by name: the worker, which has the function, fills in
             # the retry and timeout settings the caller did not choose.

@@ -1,7 +1,12 @@
+import copy
+import pickle
+from dataclasses import fields, replace
+
 import pytest
 
 from fluxqueue.errors import MessageError
-from fluxqueue.message import Message, frame, unframe
+from fluxqueue.message import Message, frame, new_id, unframe
+from fluxqueue.state import encode_state, initial_state
 
 
 def test_round_trip_keeps_every_field() -> None:
@@ -46,3 +51,71 @@ def test_mistyped_field() -> None:
     header["priority"] = "high"
     with pytest.raises(MessageError, match="'priority' has type str"):
         Message.decode(frame(header, body))
+
+
+# -- the producer's fast encoders ------------------------------------------------------
+
+FAST_ENCODE_CASES = [
+    {},
+    {"eta": 1_800_000_000.25, "timeout": 3},
+    {"eta": 5, "priority": 0, "attempt": 4, "max_retries": 0, "timeout": 2.5},
+    {"headers": {"fq-signature": "hmac-sha256:ab", "trace": "é\n\u2028", "n": [1, 2.5]}},
+    {"task": 'quo"te\\back\u0000slash', "queue": "ünïcode \U0001f600"},
+    {"id": "custom id with spaces", "content_type": "application/x-pickle"},
+    {"created_at": 0.1 + 0.2},
+    {"priority": True},  # not an int for JSON: the fallback writes `true`
+    {"eta": float("nan")},  # json writes NaN: the fallback keeps that
+    {"timeout": float("inf")},
+]
+
+
+@pytest.mark.parametrize("fields", FAST_ENCODE_CASES)
+def test_encode_is_byte_identical_to_framing_the_header(fields: dict[str, object]) -> None:
+    values: dict[str, object] = {"task": "t", "queue": "q", "body": b"[[1],{}]"}
+    values["content_type"] = "application/json"
+    values.update(fields)
+    m = Message(**values)  # type: ignore[arg-type]
+    assert m.encode() == frame(m.header(), m.body)
+
+
+def test_cached_header_parts_never_stand_for_another_type() -> None:
+    plain = Message(task="t", queue="q", body=b"", content_type="c", priority=1, attempt=0)
+    assert plain.encode() == frame(plain.header(), plain.body)  # now cached
+    assert initial_state(plain) == encode_state("PENDING", plain)  # this one too
+    for odd in ({"priority": True}, {"priority": 1.0}, {"attempt": False}, {"max_retries": 3.0}):
+        m = replace(plain, **odd)  # type: ignore[arg-type]
+        assert m.encode() == frame(m.header(), m.body)
+        state = initial_state(m, 5)
+        assert state == encode_state(state.status, m, ttl=5)
+
+
+@pytest.mark.parametrize("fields", FAST_ENCODE_CASES)
+def test_initial_state_is_byte_identical_to_encode_state(fields: dict[str, object]) -> None:
+    values: dict[str, object] = {"task": "t", "queue": "q", "body": b"[[1],{}]"}
+    values["content_type"] = "application/json"
+    values.update(fields)
+    m = Message(**values)  # type: ignore[arg-type]
+    for ttl in (None, 60.0):
+        state = initial_state(m, ttl)
+        assert state == encode_state(state.status, m, ttl=ttl)
+        assert state.status == ("SCHEDULED" if m.is_delayed() else "PENDING")
+
+
+def test_new_ids_are_32_hex_digits_and_distinct() -> None:
+    ids = {new_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+
+
+def test_a_minted_id_claim_is_spent_once_and_never_copied() -> None:
+    m = Message(task="t", queue="q", body=b"", content_type="c")
+    assert not m.spend_minted()  # only mark_minted() makes a claim
+    m.mark_minted()
+    copies = [copy.copy(m), copy.deepcopy(m), pickle.loads(pickle.dumps(m)), replace(m)]
+    copies.append(Message(**{f.name: getattr(m, f.name) for f in fields(m)}))
+    assert all(c == m and not c.spend_minted() for c in copies)
+    assert m.spend_minted()
+    assert not m.spend_minted()  # enqueued once: the next enqueue takes the general path
+    m.mark_minted()
+    m.id = "chosen-by-the-caller"  # another id: the claim no longer applies
+    assert not m.spend_minted()

@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from redis import exceptions as rex
 from redis.exceptions import NoScriptError
 
 from fluxqueue.backends.base import (
@@ -34,7 +35,7 @@ from fluxqueue.backends.base import (
 from fluxqueue.backends.redis.config import RedisConfig, parse_url
 from fluxqueue.backends.redis.connection import Clients, translate_errors
 from fluxqueue.backends.redis.keys import Keys
-from fluxqueue.backends.redis.resp import pack
+from fluxqueue.backends.redis.resp import bulk, pack, raw
 from fluxqueue.backends.redis.scripts import script
 from fluxqueue.errors import BrokerError
 from fluxqueue.message import Delivery, Message
@@ -47,6 +48,8 @@ log = logging.getLogger("fluxqueue.redis")
 #: Messages per script call in a bulk enqueue: large enough to amortise the round trip,
 #: small enough that one call never blocks the server for long.
 ENQUEUE_CHUNK = 2000
+#: The first chunk of a blocking bulk enqueue (see ``_spans``).
+FIRST_CHUNK = 250
 
 
 def _ms(seconds: float | None) -> int:
@@ -66,15 +69,113 @@ def _message_args(message: Message, state: State) -> list[Any]:
     ]
 
 
+def _fresh_flags(entries: Sequence[tuple[Message, State]]) -> list[bool]:
+    """Which messages the enqueue script may store without looking for an older one.
+
+    A message is fresh when its id was minted for it (``Message.mark_minted``) and no
+    earlier entry of this batch carries the same id (the same object twice, or a copy).
+    Spending the claim here means the same message enqueued again takes the general path.
+    """
+    if len(entries) == 1:
+        return [entries[0][0].spend_minted()]
+    seen: set[str] = set()
+    flags = []
+    for message, _ in entries:
+        fresh = message.spend_minted() and message.id not in seen
+        seen.add(message.id)
+        flags.append(fresh)
+    return flags
+
+
+def _eta_ms(eta: float | None) -> str:
+    return "" if eta is None else repr(eta * 1000)
+
+
 def _chunks(entries: Sequence[tuple[Message, State]]) -> list[list[Any]]:
-    """The arguments of one enqueue script call per ENQUEUE_CHUNK messages."""
+    """The arguments of one enqueue script call per ENQUEUE_CHUNK messages (the asyncio
+    and cluster path; see enqueue.lua for the layout)."""
+    flags = _fresh_flags(entries)
     chunks: list[list[Any]] = []
     for start in range(0, len(entries), ENQUEUE_CHUNK):
-        args: list[Any] = []
-        for message, state in entries[start : start + ENQUEUE_CHUNK]:
-            args += _message_args(message, state)
+        end = min(start + ENQUEUE_CHUNK, len(entries))
+        args: list[Any] = [end - start]
+        group: Any = None
+        count_at = 0
+        for i in range(start, end):
+            message, state = entries[i]
+            key = (
+                message.queue,
+                message.priority,
+                _eta_ms(message.eta),
+                state.status,
+                _ms(state.ttl),
+                "1" if flags[i] else "",
+            )
+            if key != group:
+                group, count_at = key, len(args) + 6
+                args += [*key, 0]
+            args[count_at] += 1
+            args += [message.id, message.encode(), state.data]
         chunks.append(args)
     return chunks
+
+
+_FRESH = b"$1\r\n1\r\n"
+_NOT_FRESH = b"$0\r\n\r\n"
+_ROW = b"$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n"
+_COUNTS = [bulk(n) for n in range(64)]
+
+
+def _count(n: int) -> bytes:
+    return _COUNTS[n] if n < 64 else bulk(n)
+
+
+#: One group of an enqueue call: its routing arguments in RESP (queue, priority, eta_ms,
+#: status, ttl_ms), whether it is fresh, and each message's arguments (id, data, state).
+_Group = tuple[bytes, bool, list[bytes]]
+
+
+def _spans(total: int) -> Iterator[tuple[int, int]]:
+    """Chunk bounds for a blocking enqueue: a short first chunk gets Redis working while
+    the rest is encoded, then ENQUEUE_CHUNK messages per call."""
+    start, size = 0, FIRST_CHUNK
+    while start < total:
+        end = min(start + size, total)
+        yield start, end
+        start, size = end, ENQUEUE_CHUNK
+
+
+def _packed_chunks(
+    entries: Sequence[tuple[Message, State]],
+    flags: list[bool],
+    metas: dict[tuple[Any, ...], bytes],
+) -> Iterator[list[_Group]]:
+    """The enqueue calls' message arguments in RESP, ENQUEUE_CHUNK messages per call, made
+    lazily so that the next chunk is encoded while Redis runs the previous one. ``metas``
+    caches the groups' packed routing arguments from call to call."""
+    if len(metas) > 256:  # delayed messages each have their own eta: keep the cache small
+        metas.clear()
+    for start, end in _spans(len(entries)):
+        chunk: list[_Group] = []
+        group: Any = None
+        rows: list[bytes] = []
+        for i in range(start, end):
+            message, state = entries[i]
+            fresh = flags[i]
+            key = (message.queue, message.priority, message.eta, state.status, state.ttl, fresh)
+            if key != group:
+                meta = metas.get(key)
+                if meta is None:
+                    meta = metas[key] = b"".join(
+                        bulk(arg) for arg in (key[0], key[1], _eta_ms(key[2]), key[3], _ms(key[4]))
+                    )
+                group, rows = key, []
+                chunk.append((meta, fresh, rows))
+            mid = message.id
+            bid = mid.encode() if type(mid) is str else raw(mid)
+            data, sdata = message.encode(), state.data
+            rows.append(_ROW % (len(bid), bid, len(data), data, len(sdata), sdata))
+        yield chunk
 
 
 def _cancel_swallowed() -> bool:
@@ -108,6 +209,8 @@ class RedisBroker(Broker):
         self._secret: str | None = self.config.client_kwargs.get("password")
         self._vt_ms = _ms(self.visibility_timeout)
         self._online = True
+        self._heads: tuple[bytes, bytes] | None = None
+        self._metas: dict[tuple[Any, ...], bytes] = {}
 
     # -- plumbing --------------------------------------------------------------------
 
@@ -145,26 +248,116 @@ class RedisBroker(Broker):
             await self._pipelined("enqueue", chunks[1:])
 
     def enqueue_sync(self, entries: Sequence[tuple[Message, State]]) -> None:
-        """Enqueue on redis-py's blocking client, without the bridge thread's hop."""
+        """Enqueue on redis-py's blocking connections, without the bridge thread's hop.
+
+        The script call is packed here (see ``_packed_chunks``) and written to a connection
+        held by this process's :class:`SyncClient`, skipping redis-py's per-command
+        machinery while keeping its connections (AUTH, SELECT, TLS, unix sockets). A bulk
+        enqueue overlaps the work: chunk N+1 is encoded while Redis runs chunk N, and each
+        reply is read before the next chunk goes out, so chunks land in order and a
+        ``NOSCRIPT`` is answered with ``EVAL`` of the same chunk. A connection that broke
+        (a restarted server) is replaced once, and the chunk it carried is sent again
+        along the general path (no fresh claims: the first copy may have been stored).
+        """
         if self.config.cluster:  # the blocking cluster client is not set up: use the bridge
             super().enqueue_sync(entries)
             return
         if not entries:
             return
-        chunks = _chunks(entries)
-        code = script("enqueue")
-        keys = [self.keys.route]
-        with self._errors(in_loop=False):
-            client = self._clients.get_sync()
-            code.call_sync(client, keys, [self.keys.base, *chunks[0]])
-            if len(chunks) > 1:
-                pipe = client.pipeline(transaction=False)
-                for args in chunks[1:]:
-                    code.queue_in(pipe, keys, [self.keys.base, *args])
-                results = pipe.execute(raise_on_error=False)
-                for args, result in zip(chunks[1:], results, strict=True):
-                    if isinstance(result, Exception):  # e.g. NOSCRIPT after a failover
-                        code.call_sync(client, keys, [self.keys.base, *args])
+        try:
+            self._enqueue_blocking(entries)
+        except BaseException:
+            with self._errors(in_loop=False):  # translates and logs the error
+                raise
+        if not self._online:
+            with self._errors(in_loop=False):  # logs that Redis is reachable again
+                pass
+
+    def _script_heads(self) -> tuple[bytes, bytes]:
+        """The EVALSHA and EVAL commands' leading arguments, after the array header."""
+        heads = self._heads
+        if heads is None:
+            code = script("enqueue")
+            route, base = self.keys.route, self.keys.base
+            sha = pack(["EVALSHA", code.sha, 1, route, base])
+            full = pack(["EVAL", code.source, 1, route, base])
+            heads = self._heads = (sha[sha.index(b"\r\n") + 2 :], full[full.index(b"\r\n") + 2 :])
+        return heads
+
+    def _enqueue_blocking(self, entries: Sequence[tuple[Message, State]]) -> None:
+        sync = self._clients.sync()
+        heads = self._script_heads()
+        chunks = _packed_chunks(entries, _fresh_flags(entries), self._metas)
+        retried = False
+        sent: list[_Group] | None = None
+        connection = sync.checkout()
+        try:
+            for chunk in chunks:
+                if sent is not None:
+                    retried = self._reply(connection, heads, sent, retried)
+                retried = self._send(connection, heads[0], chunk, retried)
+                sent = chunk
+            assert sent is not None
+            self._reply(connection, heads, sent, retried)
+        except BaseException as exc:
+            if isinstance(exc, rex.ResponseError):  # the reply was read: the connection is sound
+                sync.checkin(connection)
+            else:  # redis-py closed it, or a reply is still on its way: not reusable
+                sync.discard(connection)
+            raise
+        sync.checkin(connection)
+
+    @staticmethod
+    def _request(head: bytes, chunk: list[_Group], fresh: bool) -> bytes:
+        """One enqueue call: ``head`` (EVALSHA or EVAL) and ``chunk``; with ``fresh`` false
+        every message takes the script's general path."""
+        total = sum(len(rows) for _, _, rows in chunk)
+        argc = 5 + 1 + 7 * len(chunk) + 3 * total
+        parts = [b"*%d\r\n" % argc, head, _count(total)]
+        for meta, group_fresh, rows in chunk:
+            parts.append(meta)
+            parts.append(_FRESH if fresh and group_fresh else _NOT_FRESH)
+            parts.append(_count(len(rows)))
+            parts += rows
+        return b"".join(parts)
+
+    def _send(
+        self,
+        connection: Any,
+        head: bytes,
+        chunk: list[_Group],
+        retried: bool,
+    ) -> bool:
+        try:
+            connection.send_packed_command([self._request(head, chunk, not retried)])
+        except rex.ConnectionError:
+            if retried:
+                raise
+            connection.send_packed_command([self._request(head, chunk, False)])  # reconnects
+            return True
+        return retried
+
+    def _reply(
+        self,
+        connection: Any,
+        heads: tuple[bytes, bytes],
+        chunk: list[_Group],
+        retried: bool,
+    ) -> bool:
+        """Read the reply to ``chunk``; answer NOSCRIPT with EVAL, a broken connection
+        (once per call) with the chunk sent again. Returns whether the retry is spent."""
+        try:
+            connection.read_response()
+        except rex.NoScriptError:  # nothing ran: the fresh claims still hold
+            connection.send_packed_command([self._request(heads[1], chunk, not retried)])
+            connection.read_response()
+        except rex.ConnectionError:
+            if retried:
+                raise
+            connection.send_packed_command([self._request(heads[0], chunk, False)])
+            self._reply(connection, heads, chunk, True)
+            return True
+        return retried
 
     async def _pipelined(self, name: str, calls: list[list[Any]]) -> None:
         code = script(name)

@@ -42,7 +42,7 @@ else:  # redis-py depends on async-timeout before 3.11.3
 from fluxqueue.backends.redis.config import RedisConfig
 from fluxqueue.errors import BrokerConnectionError, BrokerError
 
-__all__ = ["Clients", "Lane", "translate_errors"]
+__all__ = ["Clients", "Lane", "SyncClient", "translate_errors"]
 
 log = logging.getLogger("fluxqueue.redis")
 
@@ -66,6 +66,38 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
 )
 
 
+class SyncClient:
+    """The blocking client of one process, and the connections its fast path keeps.
+
+    ``idle`` holds connections taken from the client's pool and put back after a complete
+    request and reply: a stack that needs no lock (``list.append`` and ``list.pop`` are
+    atomic), so a producer skips the pool's lock, pid check and readiness poll per call.
+    Each thread still gets a connection of its own. A connection that failed is never put
+    back (redis-py has closed it); the pool, which made them all, closes them all.
+    """
+
+    __slots__ = ("client", "idle", "pid")
+
+    def __init__(self, client: sync_redis.Redis) -> None:
+        self.client = client
+        self.idle: list[sync_connection.AbstractConnection] = []
+        self.pid = os.getpid()
+
+    def checkout(self) -> sync_connection.AbstractConnection:
+        try:
+            return self.idle.pop()
+        except IndexError:
+            return self.client.connection_pool.get_connection()
+
+    def checkin(self, connection: sync_connection.AbstractConnection) -> None:
+        self.idle.append(connection)
+
+    def discard(self, connection: Any) -> None:
+        """Close a connection whose state is unknown and hand it back to its pool."""
+        connection.disconnect()
+        self.client.connection_pool.release(connection)
+
+
 class Clients:
     """Hands out the client for the running event loop, creating it on first use."""
 
@@ -75,19 +107,26 @@ class Clients:
         self._clients: dict[asyncio.AbstractEventLoop, Any] = {}
         self._pid = os.getpid()
         self._lanes: dict[tuple[asyncio.AbstractEventLoop, str], Lane] = {}
-        self._sync: sync_redis.Redis | None = None
-        self._sync_pid = 0
+        self._sync: SyncClient | None = None
 
     def get_sync(self) -> sync_redis.Redis:
         """The blocking client of synchronous producers: one per process, thread-safe (its
         pool hands each thread its own connection); a forked child opens its own."""
-        client = self._sync
-        if client is None or self._sync_pid != os.getpid():
+        return self.sync().client
+
+    def sync(self) -> SyncClient:
+        """:meth:`get_sync` with the fast path's idle connections (see :class:`SyncClient`).
+
+        After a fork the parent's connections are left alone, neither used nor closed: the
+        sockets are shared with the parent, and closing them here would cut the parent off.
+        """
+        sync = self._sync
+        if sync is None or sync.pid != os.getpid():
             with self._lock:
-                if self._sync is None or self._sync_pid != os.getpid():
-                    self._sync, self._sync_pid = self._new_sync(), os.getpid()
-                client = self._sync
-        return client
+                sync = self._sync
+                if sync is None or sync.pid != os.getpid():
+                    sync = self._sync = SyncClient(self._new_sync())
+        return sync
 
     def _new_sync(self) -> sync_redis.Redis:
         kwargs = dict(self.config.client_kwargs)
@@ -181,10 +220,11 @@ class Clients:
         with self._lock:
             clients, self._clients = self._clients, {}
             lanes, self._lanes = self._lanes, {}
-            sync_client, self._sync = self._sync, None
-            if sync_client is not None and self._sync_pid == os.getpid():
+            sync, self._sync = self._sync, None
+            if sync is not None and sync.pid == os.getpid():
                 with contextlib.suppress(Exception):
-                    sync_client.close()
+                    sync.client.close()
+                    sync.client.connection_pool.disconnect()
             if self._pid != os.getpid():
                 return  # the parent's clients: not ours to close
         for (loop, _), lane in lanes.items():

@@ -12,22 +12,27 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["pack"]
+__all__ = ["bulk", "pack", "raw"]
 
 
-def _bulk(arg: Any) -> bytes:
+def raw(arg: Any) -> bytes:
+    """The bytes Redis receives for one argument (as redis-py encodes them)."""
     if isinstance(arg, bytes):
-        data = arg
-    elif isinstance(arg, str):
-        data = arg.encode()
-    elif isinstance(arg, (int, float)) and not isinstance(arg, bool):
-        data = repr(arg).encode()
-    else:
-        raise TypeError(f"cannot send {type(arg).__name__} to Redis")
+        return arg
+    if isinstance(arg, str):
+        return arg.encode()
+    if isinstance(arg, (int, float)) and not isinstance(arg, bool):
+        return repr(arg).encode()
+    raise TypeError(f"cannot send {type(arg).__name__} to Redis")
+
+
+def bulk(arg: Any) -> bytes:
+    """One argument as a RESP bulk string."""
+    data = raw(arg)
     return b"$%d\r\n%b\r\n" % (len(data), data)
 
 
 def pack(args: Iterable[Any]) -> bytes:
     """One command (name first, then its arguments) in the Redis protocol."""
-    parts = [_bulk(arg) for arg in args]
+    parts = [bulk(arg) for arg in args]
     return b"*%d\r\n%b" % (len(parts), b"".join(parts))

@@ -1,0 +1,202 @@
+"""The Redis producer's fast path (``RedisBroker.enqueue_sync`` and enqueue.lua).
+
+Minted ids skip the replace lookup; everything else (custom ids, copies, a message sent
+twice) must still replace; NOSCRIPT, killed connections, dead servers, forks and unix
+sockets are handled like every other call. Real servers, no mocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import os
+import time
+from dataclasses import replace
+
+import pytest
+import redis
+
+from fluxqueue import FluxQueue, Priority
+from fluxqueue.backends.redis import RedisBroker
+from fluxqueue.backends.redis.broker import ENQUEUE_CHUNK
+from fluxqueue.errors import BrokerConnectionError
+from fluxqueue.message import Message
+from fluxqueue.state import initial_state
+from tests.redis_server import RedisServer, free_port
+
+
+def make_app(url: str, **kw: object) -> FluxQueue:
+    fq = FluxQueue(url, **kw)  # type: ignore[arg-type]
+
+    @fq.task(name="t")
+    def t(i: int) -> None: ...
+
+    return fq
+
+
+def fetch_ids(fq: FluxQueue, queue: str, count: int = 100) -> list[str]:
+    async def go() -> list[str]:
+        return [d.task_id for d in await fq.broker.fetch([queue], count, 0)]
+
+    return asyncio.run(go())
+
+
+def ready(client: redis.Redis, queue: str) -> list[str]:
+    return [m.decode() for m in client.zrange(f"{{fq}}:q:{queue}:ready", 0, -1)]
+
+
+@pytest.fixture
+def client(redis_url: str, redis_server: RedisServer) -> redis.Redis:
+    return redis_server.client()
+
+
+def test_a_minted_message_sent_twice_is_stored_once(redis_url: str, client: redis.Redis) -> None:
+    fq = make_app(redis_url)
+    m = fq.named("t").message(1)
+    fq.enqueue_many([m, m])  # the same object twice in one call
+    fq.enqueue_many([m])  # and again later
+    assert ready(client, "default") == [m.id]
+    # A copy sent to another queue replaces the original, in one call or in two.
+    n = fq.named("t").message(2)
+    moved = replace(n, queue="elsewhere")
+    fq.enqueue_many([n, moved])
+    later = fq.named("t").message(3)
+    fq.enqueue_many([later])
+    twin = copy.copy(later)
+    twin.queue = "elsewhere"
+    fq.enqueue_many([twin])
+    assert ready(client, "default") == [m.id]
+    assert sorted(ready(client, "elsewhere")) == sorted([n.id, later.id])
+    assert fetch_ids(fq, "elsewhere") == [n.id, later.id]
+
+
+def test_mixed_batch_keeps_replacement_priority_fifo_and_delays(redis_url: str) -> None:
+    fq = make_app(redis_url)
+    t = fq.named("t")
+    custom = t.options(task_id="job-1", priority=Priority.LOW).message(0)
+    fq.enqueue_many([custom])
+    plain = [t.message(i) for i in range(3)]
+    urgent = t.options(priority=Priority.HIGH).message(9)
+    delayed = t.options(delay=30).message(5)
+    again = t.options(task_id="job-1", priority=Priority.CRITICAL).message(1)
+    handles = fq.enqueue_many([plain[0], urgent, plain[1], delayed, again, plain[2]])
+    assert [h.id for h in handles] == [m.id for m in (plain[0], urgent, plain[1])] + [
+        delayed.id,
+        "job-1",
+        plain[2].id,
+    ]
+    assert fetch_ids(fq, "default") == ["job-1", urgent.id, *(m.id for m in plain)]
+    assert handles[3].status() == "SCHEDULED"
+    assert handles[4].status() == "PENDING"
+
+
+def test_state_expiry_follows_result_ttl_and_a_replacement_persists(
+    redis_url: str, client: redis.Redis
+) -> None:
+    with_ttl = make_app(redis_url, result_ttl=60)
+    h = with_ttl.named("t").enqueue(1)
+    assert 0 < client.pttl(f"{{fq}}:s:{h.id}") <= 60_000
+    keep = make_app(redis_url, result_ttl=None)
+    fresh = keep.named("t").enqueue(2)
+    assert client.pttl(f"{{fq}}:s:{fresh.id}") == -1
+    with_ttl.named("t").options(task_id="again").enqueue(3)
+    keep.named("t").options(task_id="again").enqueue(4)  # replaces: the old expiry goes
+    assert client.pttl("{fq}:s:again") == -1
+
+
+def test_wake_tokens_stop_at_64(redis_url: str, client: redis.Redis) -> None:
+    fq = make_app(redis_url)
+    for i in range(70):
+        fq.named("t").enqueue(i)
+    assert client.llen("{fq}:q:default:wake") == 64
+    client.delete("{fq}:q:default:wake")
+    fq.enqueue_many([fq.named("t").message(i) for i in range(10)])
+    assert client.llen("{fq}:q:default:wake") == 10
+    fq.enqueue_many([fq.named("t").message(i) for i in range(100)])
+    assert client.llen("{fq}:q:default:wake") == 64
+    assert client.smembers("{fq}:queues") == {b"default"}
+
+
+def test_sync_enqueue_survives_script_flush_and_killed_connections(
+    redis_url: str, client: redis.Redis
+) -> None:
+    fq = make_app(redis_url)
+    total = 2 * ENQUEUE_CHUNK + 7
+    fq.enqueue_many([fq.named("t").message(i) for i in range(total)])
+    client.script_flush()  # as after a restart or failover: NOSCRIPT, then EVAL
+    fq.enqueue_many([fq.named("t").message(i) for i in range(total)])
+    client.script_flush()
+    fq.named("t").enqueue(0)
+    client.client_kill_filter(_type="normal", skipme=True)  # as a restarted server would
+    fq.named("t").enqueue(1)
+    client.client_kill_filter(_type="normal", skipme=True)
+    fq.enqueue_many([fq.named("t").message(i) for i in range(total)])
+    assert client.zcard("{fq}:q:default:ready") == 3 * total + 2
+    assert client.get("{fq}:seq") == str(3 * total + 2).encode()
+
+
+def test_sync_enqueue_to_a_dead_server_names_it_and_hides_the_password() -> None:
+    port = free_port()
+    fq = make_app(f"redis://:hunter2@127.0.0.1:{port}/0?socket_connect_timeout=1")
+    start = time.monotonic()
+    with pytest.raises(BrokerConnectionError) as info:
+        fq.named("t").enqueue(1)
+    assert time.monotonic() - start < 10
+    assert f"127.0.0.1:{port}" in str(info.value) and "hunter2" not in str(info.value)
+    with pytest.raises(BrokerConnectionError):
+        fq.enqueue_many([fq.named("t").message(i) for i in range(3)])
+
+
+def test_a_restarted_server_is_reached_again() -> None:
+    with RedisServer() as server:
+        fq = make_app(server.url)
+        fq.named("t").enqueue(1)  # a connection is now idle in this process
+        server.stop()
+        with pytest.raises(BrokerConnectionError):
+            fq.named("t").enqueue(2)
+        server.start()
+        h = fq.named("t").enqueue(3)  # reconnects; the new server lacks the script too
+        assert h.status() == "PENDING"
+
+
+def test_a_forked_child_uses_its_own_connections(redis_url: str, client: redis.Redis) -> None:
+    fq = make_app(redis_url)
+    first = fq.named("t").enqueue(0)  # the parent holds an idle connection
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            fq.enqueue_many([fq.named("t").message(i) for i in range(5)])
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    last = fq.named("t").enqueue(6)  # the parent's connection is intact
+    ids = ready(client, "default")
+    assert len(ids) == 7 and ids[0] == first.id and ids[-1] == last.id
+
+
+def test_sync_enqueue_over_a_unix_socket_with_a_password() -> None:
+    with RedisServer(unix_socket=True, password="s3cret") as server:
+        fq = make_app(f"unix://{server.unix_socket}?db=2&password=s3cret&prefix=sock")
+        handles = fq.enqueue_many([fq.named("t").message(i) for i in range(3)])
+        handles.append(fq.named("t").enqueue(3))
+        assert [h.status() for h in handles] == ["PENDING"] * 4
+        c = server.client(db=2)
+        assert c.zcard("{sock}:q:default:ready") == 4
+        c.close()
+        fq.close()
+
+
+def test_async_and_sync_paths_store_the_same_records(redis_url: str, client: redis.Redis) -> None:
+    broker = RedisBroker(redis_url)
+    a = Message(task="t", queue="q", body=b"[[1],{}]", content_type="application/json")
+    b = replace(a, id="other")
+    broker.enqueue_sync([(a, initial_state(a, 60))])
+    asyncio.run(broker.enqueue([(b, initial_state(b, 60))]))
+    for m in (a, b):
+        stored = client.hgetall(f"{{fq}}:m:{m.id}")
+        assert stored == {b"d": m.encode(), b"q": b"q", b"p": b"2"}
+        state = client.hgetall(f"{{fq}}:s:{m.id}")
+        assert state == {b"st": b"PENDING", b"d": initial_state(m, 60).data, b"t": b"60000"}
