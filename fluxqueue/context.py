@@ -27,11 +27,15 @@ class CurrentTask:
     queue: str
     attempt: int
     max_retries: int
-    enqueued_at: datetime
+    created_at: float  # seconds since the epoch
 
     @property
     def task_id(self) -> str:
         return self.id
+
+    @property
+    def enqueued_at(self) -> datetime:
+        return datetime.fromtimestamp(self.created_at, tz=timezone.utc)
 
     @property
     def retries(self) -> int:
@@ -41,13 +45,6 @@ class CurrentTask:
     @property
     def is_last_attempt(self) -> bool:
         return self.attempt >= self.max_retries
-
-    @classmethod
-    def create(
-        cls, id: str, name: str, queue: str, attempt: int, max_retries: int, created_at: float
-    ) -> CurrentTask:
-        when = datetime.fromtimestamp(created_at, tz=timezone.utc)
-        return cls(id, name, queue, attempt, max_retries, when)
 
 
 _current: ContextVar[CurrentTask | None] = ContextVar("fluxqueue_current_task", default=None)

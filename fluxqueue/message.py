@@ -26,6 +26,7 @@ FORMAT_VERSION = 1
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _loads = json.loads
+_decode_json = json.JSONDecoder().decode
 #: How ``_dumps`` writes a string (the C accelerator when present).
 jstr: Any = getattr(json.encoder, "c_encode_basestring", None) or json.encoder.encode_basestring
 
@@ -66,13 +67,16 @@ def unframe(data: bytes) -> tuple[dict[str, Any], bytes]:
     if not sep:
         raise MessageError("no header separator: the payload is not a fluxqueue message")
     try:
-        header = _loads(head)
+        # From str: json.loads would first guess the bytes' encoding; ours is always UTF-8.
+        header = _decode_json(head.decode())
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # "[[[[..." recurses
         raise MessageError(f"header is not valid JSON ({exc})") from None
     if not isinstance(header, dict):
         raise MessageError(f"header must be a JSON object, got {type(header).__name__}")
     return header, body
 
+
+_NUMBER = (int, float)
 
 # Header keys on the wire, and the type each must have.
 _FIELDS: dict[str, tuple[str, type | tuple[type, ...]]] = {
@@ -267,6 +271,40 @@ class Message(_Claim):
     def decode(cls, data: bytes) -> Message:
         """Parse a message; a missing or mistyped field raises :class:`MessageError`."""
         header, body = unframe(data)
+        try:  # the common case, checked in one pass; anything odd takes the slow path
+            mid, task, queue, priority = (
+                header["id"],
+                header["task"],
+                header["queue"],
+                header["priority"],
+            )
+            eta, attempt, retries = header["eta"], header["attempt"], header["max_retries"]
+            timeout, created = header["timeout"], header["created_at"]
+            ctype, headers = header["content_type"], header["headers"]
+        except KeyError:
+            pass
+        else:
+            if (
+                type(mid) is str
+                and type(task) is str
+                and type(queue) is str
+                and type(priority) is int
+                and type(attempt) is int
+                and type(retries) is int
+                and type(ctype) is str
+                and type(headers) is dict
+                and type(created) in _NUMBER
+                and (eta is None or type(eta) in _NUMBER)
+                and (timeout is None or type(timeout) in _NUMBER)
+            ):
+                return cls(
+                    task, queue, body, ctype, mid, priority, eta, attempt, retries, timeout,
+                    created, headers,
+                )  # fmt: skip
+        return cls._decode_checked(header, body)
+
+    @classmethod
+    def _decode_checked(cls, header: dict[str, Any], body: bytes) -> Message:
         values: dict[str, Any] = {}
         for key, (attr, kind) in _FIELDS.items():
             if key not in header:

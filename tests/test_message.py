@@ -1,12 +1,13 @@
 import copy
 import pickle
 from dataclasses import fields, replace
+from typing import Any
 
 import pytest
 
 from fluxqueue.errors import MessageError
 from fluxqueue.message import Message, frame, new_id, unframe
-from fluxqueue.state import encode_state, initial_state
+from fluxqueue.state import encode_state, initial_state, success_state
 
 
 def test_round_trip_keeps_every_field() -> None:
@@ -99,6 +100,34 @@ def test_initial_state_is_byte_identical_to_encode_state(fields: dict[str, objec
         state = initial_state(m, ttl)
         assert state == encode_state(state.status, m, ttl=ttl)
         assert state.status == ("SCHEDULED" if m.is_delayed() else "PENDING")
+
+
+@pytest.mark.parametrize("fields", FAST_ENCODE_CASES)
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"attempts": 2, "worker": "host:1:abé", "content_type": "application/x-pickle"},
+        {"started_at": float("nan")},  # not plain: the fallback keeps json's NaN
+        {"attempts": True},
+    ],
+)
+def test_success_state_is_byte_identical_to_encode_state(
+    fields: dict[str, object], extra: dict[str, object]
+) -> None:
+    values: dict[str, object] = {"task": "t", "queue": "q", "body": b"[[1],{}]"}
+    values["content_type"] = "application/json"
+    values.update(fields)
+    m = Message(**values)  # type: ignore[arg-type]
+    meta: dict[str, Any] = {
+        "content_type": "application/json", "attempts": 1, "started_at": 1_800_000_000.5,
+        "completed_at": 1_800_000_001.0, "worker": "w",
+    }  # fmt: skip
+    meta.update(extra)
+    for _ in range(2):  # built, then from the cache
+        for ttl in (None, 60.0):
+            fast = success_state(m, ttl=ttl, result=b"[1]", **meta)
+            assert fast == encode_state("SUCCESS", m, ttl=ttl, result=b"[1]", **meta)
 
 
 def test_new_ids_are_32_hex_digits_and_distinct() -> None:

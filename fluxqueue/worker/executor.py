@@ -30,7 +30,7 @@ from fluxqueue.errors import (
 )
 from fluxqueue.message import Delivery, Message, frame
 from fluxqueue.security import MAX_HEADER_SIZE, check_body_size
-from fluxqueue.state import State, encode_state, initial_state
+from fluxqueue.state import State, encode_state, initial_state, success_state
 from fluxqueue.task import UNSET_HEADER
 from fluxqueue.worker.threads import Interrupt, ThreadSlot
 
@@ -282,9 +282,7 @@ class Executor:
         message = job.message
         assert message is not None
         m = message
-        _current.set(
-            CurrentTask.create(m.id, m.task, m.queue, m.attempt, m.max_retries, m.created_at)
-        )
+        _current.set(CurrentTask(m.id, m.task, m.queue, m.attempt, m.max_retries, m.created_at))
         fn = task.fn
         if task._spec.with_context:
             args = (self._context_for(fn), *args)
@@ -374,8 +372,7 @@ class Executor:
                 await self._fail(job, exc, started, task)
                 return
         now = time.time()
-        state = encode_state(
-            "SUCCESS",
+        state = success_state(
             message,
             ttl=self.app.result_ttl,
             result=body,

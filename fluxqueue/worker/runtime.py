@@ -248,7 +248,8 @@ class Worker:
         finally:
             if not job.released:
                 self.release(job)
-            self.jobs.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
+            if job.runner is not None:
+                self.jobs.pop(job.runner, None)
             if self.burst:  # it may be waiting for the last job before it stops
                 self._wake_fetcher()
 

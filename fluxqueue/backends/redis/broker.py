@@ -428,7 +428,7 @@ class RedisBroker(Broker):
         commands = [pack(("EVALSHA", code.sha, 1, *head, *args))]
         if first is not None:
             commands.insert(0, first)
-        with self._errors():
+        with self._errors(in_loop=False):  # no asyncio.wait_for here to lose a cancel
             channel = self._clients.lane(lane)
             replies = await channel.call(commands, wait)
             if isinstance(replies[-1], NoScriptError):  # a restarted or flushed server
