@@ -38,11 +38,11 @@ from report import render_table, write_outputs  # noqa: E402
 PEERS_DIR = HERE / ".venv-peers"
 CONCURRENCY = 16
 
-#: name -> (adapter module, peer venv name or None for fluxqueue's own .venv, URL kind)
-LIBS: dict[str, tuple[str, str | None, str]] = {
-    "fluxqueue-redis": ("fluxqueue_lib", None, "redis"),
-    "fluxqueue-sqlite": ("fluxqueue_lib", None, "sqlite"),
-    "fluxqueue-memory": ("fluxqueue_lib", None, "memory"),
+#: name -> (adapter module, virtualenv name, URL kind)
+LIBS: dict[str, tuple[str, str, str]] = {
+    "fluxqueue-redis": ("fluxqueue_lib", "fluxqueue", "redis"),
+    "fluxqueue-sqlite": ("fluxqueue_lib", "fluxqueue", "sqlite"),
+    "fluxqueue-memory": ("fluxqueue_lib", "fluxqueue", "memory"),
     "celery": ("celery_lib", "celery", "redis"),
     "dramatiq": ("dramatiq_lib", "dramatiq", "redis"),
     "rq": ("rq_lib", "rq", "redis"),
@@ -170,6 +170,24 @@ def ensure_venv(name: str) -> Path | None:
     except subprocess.CalledProcessError as exc:
         log(f"could not install {name}: {exc}")
         shutil.rmtree(PEERS_DIR / name, ignore_errors=True)
+        return None
+    return python
+
+
+def fluxqueue_venv() -> Path | None:
+    """fluxqueue installed from this checkout as users install it (a built wheel, not the
+    editable development install), in a virtualenv of its own like every peer; reinstalled
+    on every run so that what is measured is the code in the tree."""
+    python = ensure_venv("fluxqueue")
+    if python is None:
+        return None
+    log("installing fluxqueue from this checkout into its benchmark virtualenv")
+    pip = [str(python), "-m", "pip", "install", "-q"]
+    try:
+        subprocess.run([*pip, str(ROOT)], check=True)  # its dependencies, once
+        subprocess.run([*pip, "--force-reinstall", "--no-deps", str(ROOT)], check=True)
+    except subprocess.CalledProcessError as exc:
+        log(f"could not install fluxqueue: {exc}")
         return None
     return python
 
@@ -447,9 +465,10 @@ def main() -> int:
     }
     try:
         redis = RedisServer(workdir)
+        own = fluxqueue_venv() if any(LIBS[name][1] == "fluxqueue" for name in names) else None
         for name in names:
             _module, venv, _ = LIBS[name]
-            python = Path(sys.executable) if venv is None else ensure_venv(venv)
+            python = own if venv == "fluxqueue" else ensure_venv(venv)
             if python is None:
                 results["libraries"][name] = {"error": "could not be installed here"}
                 continue
