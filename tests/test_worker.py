@@ -813,3 +813,36 @@ def test_prefetch_must_be_a_non_negative_integer(fq: FluxQueue) -> None:
 
     with pytest.raises(ConfigurationError, match="prefetch must be an integer >= 0"):
         Worker(fq, prefetch=-1)
+
+
+def test_abort_reaches_a_prefetched_message_before_it_starts(fq: FluxQueue) -> None:
+    from fluxqueue.worker import Worker
+
+    running, release = threading.Event(), threading.Event()
+    ran: list[int] = []
+
+    @fq.task
+    def hold(n: int) -> int:
+        ran.append(n)
+        running.set()
+        release.wait(10)
+        return n
+
+    first, second = hold(1), hold(2)
+    worker = Worker(fq, concurrency=1, prefetch=1, handle_signals=False, abort_check_interval=0.05)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_until_complete, args=(worker.run(),))
+    thread.start()
+    try:
+        assert running.wait(5)
+        assert second.abort() is True  # leased (held for the next free slot), not started
+        deadline = time.monotonic() + 5
+        while second.status() is not Status.ABORTED and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert second.status() is Status.ABORTED
+    finally:
+        release.set()
+        loop.call_soon_threadsafe(worker.stop)
+        thread.join(10)
+    assert first.result(timeout=1) == 1
+    assert ran == [1]
