@@ -257,6 +257,8 @@ class Worker:
 
     async def acquire_slot(self, job: Job) -> bool:
         """Wait for a free slot; False when the job was cancelled before it got one."""
+        if job.cancel_reason is not None:  # e.g. stopped before this job even started
+            return False
         if self._free_slots > 0 and not self._slot_waiters:
             self._free_slots -= 1
             return True
