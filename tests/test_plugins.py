@@ -24,6 +24,17 @@ def make_distribution(root: Path, name: str, modules: dict[str, str], entry_poin
         (root / f"{module}.py").write_text(source)
 
 
+def registering_plugin(root: Path, name: str, kind: str, registration: str) -> None:
+    """A distribution ``fq-<name>`` whose plugin ``<name>`` registers one ``kind`` (brokers,
+    serializers) with ``register(<registration>)``."""
+    source = (
+        "from fluxqueue import hookimpl\n\n@hookimpl\n"
+        f"def fluxqueue_register_{kind}(register):\n    register({registration})\n"
+    )
+    module = f"fq_test_{name}"
+    make_distribution(root, f"fq-{name}", {module: source}, f"{name} = {module}")
+
+
 @pytest.fixture
 def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -83,14 +94,9 @@ def test_strict_mode_makes_a_broken_plugin_fatal(
 
 
 def test_two_plugins_claiming_one_name_is_an_error_naming_both(site: Path) -> None:
-    clash = """
-from fluxqueue import hookimpl
-
-@hookimpl
-def fluxqueue_register_serializers(register):
-    register("json", "fluxqueue.serializers.json:JSONSerializer")
-"""
-    make_distribution(site, "fq-clash", {"fq_test_clash": clash}, "clash = fq_test_clash")
+    registering_plugin(
+        site, "clash", "serializers", '"json", "fluxqueue.serializers.json:JSONSerializer"'
+    )
     manager = PluginManager()
     with pytest.raises(PluginConflictError, match="more than one plugin: 'builtins' and 'clash'"):
         manager.resolve("serializer", "json", Serializer)  # type: ignore[type-abstract]
@@ -99,14 +105,7 @@ def fluxqueue_register_serializers(register):
 
 
 def test_lazy_target_that_cannot_be_imported(site: Path) -> None:
-    lazy = """
-from fluxqueue import hookimpl
-
-@hookimpl
-def fluxqueue_register_brokers(register):
-    register("nats", "fq_test_missing:NatsBroker")
-"""
-    make_distribution(site, "fq-lazy", {"fq_test_lazy": lazy}, "lazy = fq_test_lazy")
+    registering_plugin(site, "lazy", "brokers", '"nats", "fq_test_missing:NatsBroker"')
     manager = PluginManager()
     assert "nats" in manager.names("broker")  # registering imported nothing
     with pytest.raises(
@@ -117,14 +116,7 @@ def fluxqueue_register_brokers(register):
 
 
 def test_target_of_the_wrong_type(site: Path) -> None:
-    wrong = """
-from fluxqueue import hookimpl
-
-@hookimpl
-def fluxqueue_register_brokers(register):
-    register("weird", dict)
-"""
-    make_distribution(site, "fq-wrong", {"fq_test_wrong": wrong}, "wrong = fq_test_wrong")
+    registering_plugin(site, "wrong", "brokers", '"weird", dict')
     with pytest.raises(PluginLoadError, match=r"not a subclass of fluxqueue\.backends\.base"):
         PluginManager().resolve("broker", "weird", Broker)  # type: ignore[type-abstract]
 

@@ -18,6 +18,7 @@ from fluxqueue import (
     SignatureError,
     Status,
     TaskFailed,
+    TaskHandle,
 )
 from fluxqueue.message import Message
 from fluxqueue.security import SIGNATURE_HEADER, Signer
@@ -290,6 +291,17 @@ def test_an_oversized_foreign_message_is_dead_lettered() -> None:
     assert "PayloadTooLarge" in letter.reason and "max_message_size" in letter.reason
 
 
+def too_large(app: FluxQueue, handle: TaskHandle[Any]) -> str:
+    """Run ``handle``'s task: it must fail for good, on its first attempt, because of a
+    size limit. Returns the error message."""
+    run_all(app)
+    with pytest.raises(TaskFailed) as caught:
+        handle.result(timeout=5)
+    assert caught.value.error_type == "fluxqueue.errors.PayloadTooLarge"
+    assert handle.info().attempts == 1
+    return caught.value.error_message
+
+
 def test_an_oversized_result_fails_without_retrying() -> None:
     app = FluxQueue("memory://", max_result_size=1000)
 
@@ -298,12 +310,7 @@ def test_an_oversized_result_fails_without_retrying() -> None:
         return "y" * 5000
 
     handle = big()
-    run_all(app)
-    with pytest.raises(TaskFailed) as caught:
-        handle.result(timeout=5)
-    assert caught.value.error_type == "fluxqueue.errors.PayloadTooLarge"
-    assert "max_result_size limit of 1,000 bytes" in caught.value.error_message
-    assert handle.info().attempts == 1
+    assert "max_result_size limit of 1,000 bytes" in too_large(app, handle)
 
 
 def test_an_oversized_streamed_item_fails_the_task() -> None:
@@ -315,13 +322,8 @@ def test_an_oversized_streamed_item_fails_the_task() -> None:
         yield "z" * 5000
 
     handle = stream()
-    run_all(app)
-    with pytest.raises(TaskFailed) as caught:
-        handle.result(timeout=5)
-    assert caught.value.error_type == "fluxqueue.errors.PayloadTooLarge"
-    assert "an item streamed by task 'stream'" in caught.value.error_message
+    assert "an item streamed by task 'stream'" in too_large(app, handle)
     assert handle.info().outputs == ["small"]
-    assert handle.info().attempts == 1
 
 
 # -- secrets ------------------------------------------------------------------------

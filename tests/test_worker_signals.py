@@ -38,30 +38,31 @@ def start(tmp_path: Path, seconds: float, shutdown_timeout: float) -> subprocess
     return proc
 
 
-def test_sigterm_lets_the_running_task_finish_and_exits_0(tmp_path: Path) -> None:
-    proc = start(tmp_path, seconds=0.5, shutdown_timeout=10)
-    proc.send_signal(signal.SIGTERM)
+def stop(proc: subprocess.Popen[str], *signals: int) -> tuple[str, str]:
+    """Send ``signals`` 0.3 s apart; the worker must then exit 0. Its stdout and stderr."""
+    for i, sig in enumerate(signals):
+        if i:
+            time.sleep(0.3)
+        proc.send_signal(sig)
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
+    return out, err
+
+
+def test_sigterm_lets_the_running_task_finish_and_exits_0(tmp_path: Path) -> None:
+    out, _ = stop(start(tmp_path, seconds=0.5, shutdown_timeout=10), signal.SIGTERM)
     assert "status SUCCESS" in out
 
 
 def test_a_second_sigint_stops_at_once_and_hands_the_task_back(tmp_path: Path) -> None:
     proc = start(tmp_path, seconds=60, shutdown_timeout=60)
-    proc.send_signal(signal.SIGINT)
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
     started = time.monotonic()
-    out, err = proc.communicate(timeout=20)
+    out, err = stop(proc, signal.SIGINT, signal.SIGINT)
     assert time.monotonic() - started < 10
-    assert proc.returncode == 0, err
     assert "status PENDING" in out  # back in its queue for another worker
     assert "second interrupt: stopping now" in err
 
 
 def test_shutdown_timeout_hands_back_what_did_not_finish(tmp_path: Path) -> None:
-    proc = start(tmp_path, seconds=60, shutdown_timeout=0.5)
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=20)
-    assert proc.returncode == 0, err
+    out, _ = stop(start(tmp_path, seconds=60, shutdown_timeout=0.5), signal.SIGTERM)
     assert "status PENDING" in out

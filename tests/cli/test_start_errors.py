@@ -23,39 +23,49 @@ def write(project: Project, name: str, text: str) -> None:
     (project.root / name).write_text(textwrap.dedent(text).lstrip())
 
 
-def test_module_that_does_not_exist(project: Project) -> None:
-    line = fails(project, "-t", "nosuch.tasks", "-b", project.url)
-    assert "cannot import tasks module 'nosuch.tasks': no module named 'nosuch'" in line
-
-
-def test_file_that_does_not_exist(project: Project) -> None:
-    line = fails(project, "-t", "app/tasks.py", "-b", project.url)
-    assert "'app/tasks.py': no such file or directory" in line
-
-
-def test_module_that_raises_on_import(project: Project) -> None:
-    write(project, "broken.py", "import fluxqueue\n\nvalue = 1 / 0\n")
-    line = fails(project, "-t", "broken", "-b", project.url)
-    assert "cannot import tasks module 'broken': ZeroDivisionError: division by zero" in line
-    assert "broken.py, line 3" in line
-
-
-def test_module_with_a_syntax_error(project: Project) -> None:
-    write(project, "typo.py", "def oops(:\n    pass\n")
-    line = fails(project, "-t", "typo.py", "-b", project.url)
-    assert "cannot import tasks module 'typo.py': SyntaxError" in line
-
-
-def test_module_whose_dependency_is_missing(project: Project) -> None:
-    write(project, "needs.py", "import not_installed_anywhere\n")
-    line = fails(project, "-t", "needs", "-b", project.url)
-    assert "ModuleNotFoundError: No module named 'not_installed_anywhere'" in line
-
-
-def test_module_without_tasks(project: Project) -> None:
-    write(project, "empty.py", "from fluxqueue import FluxQueue\n\nfq = FluxQueue()\n")
-    line = fails(project, "-t", "empty", "-b", project.url)
-    assert "no tasks found in empty" in line
+@pytest.mark.parametrize(
+    ("files", "tasks", "messages"),
+    [
+        (
+            {},
+            "nosuch.tasks",
+            ["cannot import tasks module 'nosuch.tasks': no module named 'nosuch'"],
+        ),
+        ({}, "app/tasks.py", ["'app/tasks.py': no such file or directory"]),
+        (
+            {"broken.py": "import fluxqueue\n\nvalue = 1 / 0\n"},
+            "broken",
+            [
+                "cannot import tasks module 'broken': ZeroDivisionError: division by zero",
+                "broken.py, line 3",
+            ],
+        ),
+        (
+            {"typo.py": "def oops(:\n    pass\n"},
+            "typo.py",
+            ["cannot import tasks module 'typo.py': SyntaxError"],
+        ),
+        (
+            {"needs.py": "import not_installed_anywhere\n"},
+            "needs",
+            ["ModuleNotFoundError: No module named 'not_installed_anywhere'"],
+        ),
+        (
+            {"empty.py": "from fluxqueue import FluxQueue\n\nfq = FluxQueue()\n"},
+            "empty",
+            ["no tasks found in empty"],
+        ),
+    ],
+    ids=["no-module", "no-file", "raises", "syntax-error", "missing-dependency", "no-tasks"],
+)
+def test_a_tasks_module_that_cannot_serve(
+    project: Project, files: dict[str, str], tasks: str, messages: list[str]
+) -> None:
+    for name, text in files.items():
+        write(project, name, text)
+    line = fails(project, "-t", tasks, "-b", project.url)
+    for message in messages:
+        assert message in line
 
 
 def test_no_tasks_for_the_queue(project: Project) -> None:

@@ -54,25 +54,29 @@ def test_seed_layout_one_worker_per_queue(any_project: Project) -> None:
     assert urgent.wait() == 0
 
 
-def test_sigterm_lets_the_running_task_finish(project: Project) -> None:
-    worker = project.start("-t", "jobs", "--shutdown-timeout", "10")
+def sigterm_during_a_nap(
+    project: Project, tasks: str, seconds: float, timeout: float
+) -> tuple[str, str]:
+    """Start a worker, SIGTERM it while a task sleeps ``seconds``; it must exit 0. Returns
+    the task id and the worker's output."""
+    worker = project.start("-t", tasks, "--shutdown-timeout", str(timeout))
     worker.wait_for("serving default")
-    task_id = project.enqueue("nap", "--args", "[1.5]")
+    task_id = project.enqueue("nap", "--args", f"[{seconds}]")
     worker.wait_for(f"nap[{task_id}] started")
     worker.signal(signal.SIGTERM)
     assert worker.wait() == 0
-    assert f"nap[{task_id}] succeeded" in worker.output
+    return task_id, worker.output
+
+
+def test_sigterm_lets_the_running_task_finish(project: Project) -> None:
+    task_id, output = sigterm_during_a_nap(project, "jobs", 1.5, timeout=10)
+    assert f"nap[{task_id}] succeeded" in output
     assert json.loads(project.ok("result", task_id))["slept"] == 1.5
 
 
 def test_sigterm_past_the_shutdown_timeout_hands_the_task_back(project: Project) -> None:
-    worker = project.start("-t", "jobs.py", "--shutdown-timeout", "0.5")
-    worker.wait_for("serving default")
-    task_id = project.enqueue("nap", "--args", "[30]")
-    worker.wait_for(f"nap[{task_id}] started")
-    worker.signal(signal.SIGTERM)
-    assert worker.wait() == 0
-    assert f"nap[{task_id}] handed back" in worker.output
+    task_id, output = sigterm_during_a_nap(project, "jobs.py", 30, timeout=0.5)
+    assert f"nap[{task_id}] handed back" in output
     status = project.json("status", task_id)
     assert status["status"] == "PENDING"
     assert project.json("info")["queues"][0]["ready_total"] == 1
