@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 import os
@@ -406,9 +405,9 @@ class FluxQueue:
         and returns when none is left; otherwise it serves until SIGTERM or SIGINT.
         ``queues`` defaults to every queue of the registered tasks.
         """
-        asyncio.run(
-            self.arun_worker(burst=burst, concurrency=concurrency, queues=queues, **options)
-        )
+        from fluxqueue.worker.loop import run
+
+        run(self.arun_worker(burst=burst, concurrency=concurrency, queues=queues, **options))
 
     async def arun_worker(
         self,

@@ -38,6 +38,7 @@ from fluxqueue.cli.supervisor import (
     Supervisor,
 )
 from fluxqueue.errors import FluxQueueError
+from fluxqueue.worker import loop as worker_loop
 from fluxqueue.worker.runtime import DEFAULT_CONCURRENCY, Worker
 
 if TYPE_CHECKING:
@@ -218,7 +219,7 @@ def start_command(
             shutdown_timeout=config.shutdown_timeout,
         )
         ctx.exit(supervisor.run())
-    asyncio.run(serve(app, config, supervisor_pid))
+    worker_loop.run(serve(app, config, supervisor_pid))
     exit_if_threads_linger()
 
 
