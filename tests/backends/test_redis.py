@@ -24,7 +24,8 @@ import pytest
 from fluxqueue import FluxQueue
 from fluxqueue._bridge import run_sync
 from fluxqueue.backends.redis import RedisBroker
-from fluxqueue.backends.redis.broker import ENQUEUE_CHUNK
+from fluxqueue.backends.redis import broker as broker_module
+from fluxqueue.backends.redis.broker import DRAINED_FRESH, ENQUEUE_CHUNK
 from fluxqueue.errors import BrokerConnectionError, BrokerError, ConfigurationError
 from fluxqueue.message import Message
 from fluxqueue.state import State, initial_state
@@ -441,6 +442,7 @@ def test_a_woken_fetch_leases_in_the_same_round_trip(
 
     async def scenario() -> None:
         await broker.fetch(["woken"], 1, 0)  # scripts loaded, lane open
+        await asyncio.sleep(DRAINED_FRESH * 2)  # the next fetch asks before it waits
         admin.config_resetstat()
         waiting = asyncio.ensure_future(broker.fetch(["woken"], 4, 5.0))
         await asyncio.sleep(0.2)
@@ -452,6 +454,48 @@ def test_a_woken_fetch_leases_in_the_same_round_trip(
         # the first fetch, then BLPOP + fetch once (plus the enqueue)
         assert stats["cmdstat_blpop"]["calls"] == 1
         assert stats["cmdstat_evalsha"]["calls"] == 3
+        await broker.close()
+
+    asyncio.run(scenario())
+    admin.close()
+
+
+def test_a_fetch_right_after_one_that_emptied_the_queue_waits_at_once(
+    redis_url: str, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An idle worker that just got the only message goes straight back to BLPOP (with the
+    fetch behind it): one round trip per message, and a message enqueued meanwhile, or
+    while it waits, is still leased at once."""
+    monkeypatch.setattr(broker_module, "DRAINED_FRESH", 60.0)  # however slow this machine
+    broker = RedisBroker(redis_url)
+    admin = redis_server.client()
+
+    async def scenario() -> None:
+        first, second, third = msg("drained"), msg("drained"), msg("drained")
+        await put(broker, first)
+        (got,) = await broker.fetch(["drained"], 4, 5.0)  # fewer than asked: emptied
+        assert got.task_id == first.id
+        await put(broker, second)  # while the worker runs the first: a token waits
+        admin.config_resetstat()
+        (got,) = await broker.fetch(["drained"], 4, 5.0)
+        assert got.task_id == second.id
+        stats = admin.info("commandstats")
+        assert stats["cmdstat_blpop"]["calls"] == 1
+        assert stats["cmdstat_evalsha"]["calls"] == 1  # no fetch before the BLPOP
+        waiting = asyncio.ensure_future(broker.fetch(["drained"], 4, 5.0))
+        await asyncio.sleep(0.2)
+        await put(broker, third)
+        (got,) = await asyncio.wait_for(waiting, 5)
+        assert got.task_id == third.id
+        assert admin.info("commandstats")["cmdstat_evalsha"]["calls"] == 3  # + enqueue
+        # A short fetch also reports when the next delayed message is due, and that
+        # bounds the next wait (here 0.3 s, not the 5 s BLPOP) though nothing asks first.
+        later, now = msg("drained", eta=time.time() + 0.3), msg("drained")
+        await put(broker, later, now)
+        (got,) = await broker.fetch(["drained"], 4, 5.0)
+        assert got.task_id == now.id
+        (got,) = await asyncio.wait_for(broker.fetch(["drained"], 4, 30.0), 3)
+        assert got.task_id == later.id
         await broker.close()
 
     asyncio.run(scenario())

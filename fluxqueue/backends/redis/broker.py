@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -50,6 +51,15 @@ log = logging.getLogger("fluxqueue.redis")
 ENQUEUE_CHUNK = 2000
 #: The first chunk of a blocking bulk enqueue (see ``_spans``).
 FIRST_CHUNK = 250
+
+
+#: How long after a fetch that emptied its queues the next one may skip asking first.
+DRAINED_FRESH = 0.05
+
+
+def _due(next_ms: int) -> float:
+    """The fetch script's ``next_ms`` (-1: nothing due) as a ``time.monotonic()`` time."""
+    return math.inf if next_ms < 0 else time.monotonic() + next_ms / 1000
 
 
 def _ms(seconds: float | None) -> int:
@@ -211,6 +221,8 @@ class RedisBroker(Broker):
         self._online = True
         self._heads: tuple[bytes, bytes] | None = None
         self._metas: dict[tuple[Any, ...], bytes] = {}
+        #: queues -> (when, next due): the last fetch from them came back short (see fetch)
+        self._drained: dict[tuple[str, ...], tuple[float, float]] = {}
 
     # -- plumbing --------------------------------------------------------------------
 
@@ -380,7 +392,8 @@ class RedisBroker(Broker):
     async def fetch(self, queues: Sequence[str], count: int, timeout: float) -> list[Delivery]:
         if count <= 0 or not queues:
             return []
-        deadline = time.monotonic() + timeout
+        now = time.monotonic()
+        deadline = now + timeout
         args = [count, self._vt_ms, *queues]
         wake = self.keys.wake(queues)
         if self.config.cluster:
@@ -389,16 +402,28 @@ class RedisBroker(Broker):
             longest = min(self.config.block_timeout, self._socket_timeout() * 0.8)
         else:
             lease, longest = self._lease_on_lane, self.config.block_timeout
-        reply = await lease(args, None, 0.0)
+        key = tuple(queues)
+        drained = self._drained.pop(key, None)
+        if drained is not None and timeout > 0 and now - drained[0] < DRAINED_FRESH:
+            # The fetch just before emptied these queues, and whatever was enqueued since
+            # left a wake token: go straight to BLPOP (the fetch follows it in the same
+            # write) instead of asking first. An idle worker that just got one message
+            # thus makes one round trip per message, not two.
+            reply, due = [], drained[1]
+        else:
+            reply = await lease(args, None, 0.0)
+            due = _due(reply[0])
         while len(reply) <= 1:
-            left = deadline - time.monotonic()
+            now = time.monotonic()
+            left = deadline - now
             if left <= 0:
                 return []
-            wait = min(left, longest)
-            if reply[0] >= 0:
-                wait = min(wait, reply[0] / 1000)
+            wait = min(left, longest, max(due - now, 0.0))
             # BLPOP 0 would block forever; Redis counts timeouts in milliseconds.
             reply = await lease(args, wake, max(wait, 0.005))
+            due = _due(reply[0])
+        if len(reply) // 4 < count:  # fewer than asked: the queues are empty now
+            self._drained[key] = (time.monotonic(), due)
         return [
             Delivery(_text(reply[i]), _text(reply[i + 1]), reply[i + 2], _text(reply[i + 3]))
             for i in range(1, len(reply), 4)

@@ -1,7 +1,8 @@
 -- Lease up to `count` ready messages from the given queues, strict priority then FIFO.
 -- ARGV: base, count, visibility_ms, queue...
--- Returns {next_ms, id, queue, data, receipt, ...}; next_ms (only meaningful when nothing
--- was leased) is how long until the next eta or lease deadline, -1 if none.
+-- Returns {next_ms, id, queue, data, receipt, ...}; next_ms (only meaningful when fewer
+-- than `count` were leased: the queues are empty) is how long until the next eta or lease
+-- deadline, -1 if none.
 local now = now_ms()
 local count = tonumber(ARGV[2])
 local deadline = num(now + tonumber(ARGV[3]))
@@ -48,7 +49,7 @@ else
   end
 end
 
-if taken == 0 then
+if taken < count then
   local next_at = nil
   for _, queue in ipairs(queues) do
     for _, kind in ipairs({'scheduled', 'leased'}) do
@@ -57,8 +58,8 @@ if taken == 0 then
         next_at = tonumber(head[2])
       end
     end
-    -- Nothing is ready here, so any wake token left is stale: an enqueue after this
-    -- script pushes a fresh one, so the caller's BLPOP cannot miss it.
+    -- Nothing is left ready here, so any wake token left is stale: an enqueue after
+    -- this script pushes a fresh one, so the caller's BLPOP cannot miss it.
     redis.call('DEL', qkey(queue, 'wake'))
   end
   if next_at then out[1] = math.max(0, next_at - now) end
