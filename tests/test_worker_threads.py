@@ -1,6 +1,7 @@
 """The sync-task thread pool starts a thread only when none is idle."""
 
 import threading
+import time
 from concurrent.futures import Future
 
 from fluxqueue.worker.threads import DaemonPool
@@ -37,4 +38,20 @@ def test_tasks_running_at_once_each_get_a_thread_up_to_the_size() -> None:
         assert len(pool._threads) == 4
     finally:
         release.set()
+        pool.shutdown()
+
+
+def test_waking_a_sleeping_thread_is_reported_once() -> None:
+    pool = DaemonPool(2)
+    try:
+        assert pool.submit(lambda: 1).result(timeout=5) == 1  # starts a thread: no sleeper
+        assert not pool.woke_sleeper()
+        for _ in range(500):  # until the thread parks
+            if pool._sleepers:
+                break
+            time.sleep(0.01)
+        assert pool.submit(lambda: 2).result(timeout=5) == 2
+        assert pool.woke_sleeper()
+        assert not pool.woke_sleeper()
+    finally:
         pool.shutdown()

@@ -108,6 +108,7 @@ class DaemonPool(Executor):
         self._closed = False
         self._done: list[tuple[asyncio.Future[Any], bool, Any]] = []
         self._done_lock = threading.Lock()
+        self._woke_sleeper = False
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         if kwargs:
@@ -144,6 +145,7 @@ class DaemonPool(Executor):
         """Get one more thread looking for work (called with the lock held)."""
         if self._sleepers:
             self._looking += 1
+            self._woke_sleeper = True
             self._sleepers.pop().release()
         elif len(self._threads) < self._size:
             self._looking += 1
@@ -151,6 +153,12 @@ class DaemonPool(Executor):
             thread = threading.Thread(target=self._serve, name=name, daemon=True)
             self._threads.append(thread)
             thread.start()
+
+    def woke_sleeper(self) -> bool:
+        """Whether a sleeping thread was woken since the last call: it is about to need
+        the GIL (see ``Worker._fetch_loop``)."""
+        woke, self._woke_sleeper = self._woke_sleeper, False
+        return woke
 
     def _finished(
         self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], ok: bool, value: Any
