@@ -27,7 +27,7 @@ from fluxqueue.backends.redis import RedisBroker
 from fluxqueue.backends.redis.broker import ENQUEUE_CHUNK
 from fluxqueue.errors import BrokerConnectionError, BrokerError, ConfigurationError
 from fluxqueue.message import Message
-from fluxqueue.state import State, initial_state
+from fluxqueue.state import State
 from fluxqueue.testing.contract import BrokerContract, MakeBroker
 from tests.redis_server import RedisCluster, RedisServer, free_port
 
@@ -41,7 +41,7 @@ def msg(queue: str = "q", **kw: object) -> Message:
 
 
 async def put(broker: RedisBroker, *messages: Message) -> None:
-    await broker.enqueue([(m, initial_state(m, 60)) for m in messages])
+    await broker.enqueue(messages, 60)
 
 
 # -- the contract ------------------------------------------------------------------------
