@@ -12,6 +12,7 @@ import json
 import math
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -91,6 +92,32 @@ def test_json_round_trips_or_refuses_clearly(value: Any) -> None:
         assert "not valid JSON" in str(exc)  # NaN and infinity are refused, not coerced
         return
     assert serializer.loads(data) == value or _has_negative_zero(value)
+
+
+_STANDARD = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
+@given(
+    st.tuples(st.lists(json_values, max_size=3), st.dictionaries(st.text(max_size=5), json_values))
+)
+@settings(max_examples=300, deadline=None)
+def test_json_arguments_encode_as_the_standard_encoder_does(call: Any) -> None:
+    """The serializer's fast path for lists writes what ``json`` writes, byte for byte."""
+    value = list(call)
+    try:
+        expected = _STANDARD(value).encode()
+    except ValueError:  # NaN or infinity
+        with pytest.raises(SerializationError, match="not valid JSON"):
+            JSONSerializer().dumps(value)
+        return
+    assert JSONSerializer().dumps(value) == expected
+
+
+def test_json_refuses_a_circular_argument_as_before() -> None:
+    loop: list[Any] = []
+    loop.append(loop)
+    with pytest.raises(SerializationError, match="Circular reference detected"):
+        JSONSerializer().dumps([[loop], {}])
 
 
 def _has_negative_zero(value: Any) -> bool:

@@ -17,7 +17,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -169,6 +169,22 @@ def _packed_chunks(
         yield chunk
 
 
+def _one_chunk(message: Message, metas: dict[tuple[Any, ...], bytes]) -> list[_Group]:
+    """``_packed_chunks`` for a single message: the one-at-a-time enqueue, without the
+    generators and the batch's bookkeeping."""
+    fresh = message.spend_minted()
+    key = (message.queue, message.priority, message.eta, fresh)
+    meta = metas.get(key)
+    if meta is None:
+        if len(metas) > 256:
+            metas.clear()
+        meta = metas[key] = bulk(key[0]) + bulk(key[1]) + bulk(_eta_ms(key[2]))
+    mid = message.id
+    bid = mid.encode() if type(mid) is str else raw(mid)
+    data = message.encode()
+    return [(meta, fresh, [_ROW % (len(bid), bid, len(data), data)])]
+
+
 def _cancel_swallowed() -> bool:
     """True when this task was cancelled but the Redis call returned anyway.
 
@@ -202,6 +218,7 @@ class RedisBroker(Broker):
         self._online = True
         self._heads: tuple[bytes, bytes] | None = None
         self._metas: dict[tuple[Any, ...], bytes] = {}
+        self._ttls: dict[float | None, bytes] = {}
 
     # -- plumbing --------------------------------------------------------------------
 
@@ -255,8 +272,13 @@ class RedisBroker(Broker):
             return
         if not messages:
             return
+        ttl_arg = self._ttls.get(ttl)
+        if ttl_arg is None:
+            if len(self._ttls) > 16:
+                self._ttls.clear()
+            ttl_arg = self._ttls[ttl] = bulk(_ms(ttl))
         try:
-            self._enqueue_blocking(messages, bulk(_ms(ttl)))
+            self._enqueue_blocking(messages, ttl_arg)
         except BaseException:
             with self._errors(in_loop=False):  # translates and logs the error
                 raise
@@ -280,7 +302,11 @@ class RedisBroker(Broker):
         sync = self._clients.sync()
         sha, full = self._script_heads()
         heads = (sha + ttl, full + ttl)
-        chunks = _packed_chunks(messages, _fresh_flags(messages), self._metas)
+        chunks: Iterable[list[_Group]]
+        if len(messages) == 1:
+            chunks = (_one_chunk(messages[0], self._metas),)
+        else:
+            chunks = _packed_chunks(messages, _fresh_flags(messages), self._metas)
         retried = False
         sent: list[_Group] | None = None
         connection = sync.checkout()
