@@ -90,6 +90,32 @@ def test_mixed_batch_keeps_replacement_priority_fifo_and_delays(redis_url: str) 
     assert handles[4].status() == "PENDING"
 
 
+def test_single_and_batched_enqueues_share_priority_fifo_and_records(
+    redis_url: str, client: redis.Redis
+) -> None:
+    """task.enqueue() of a fresh, ready message takes the script's one-message branch."""
+    fq = make_app(redis_url, result_ttl=60)
+    t = fq.named("t")
+    a = t.enqueue(1)
+    b, c = fq.enqueue_many([t.message(2), t.message(3)])
+    d = t.options(priority=Priority.HIGH).enqueue(4)
+    e = t.options(priority=Priority.LOW).enqueue(5)
+    f = t.enqueue(6)
+    other = t.options(queue="other").enqueue(7)
+    assert fetch_ids(fq, "default") == [h.id for h in (d, a, b, c, f, e)]
+    single, batched = (client.hgetall(f"{{fq}}:m:{h.id}") for h in (other, c))
+    assert single == {b"d": single[b"d"], b"q": b"other", b"p": b"2", b"t": b"60000"}
+    assert batched == {
+        b"d": batched[b"d"],
+        b"q": b"default",
+        b"p": b"2",
+        b"t": b"60000",
+        b"n": b"1",
+    }
+    assert client.smembers("{fq}:queues") == {b"default", b"other"}
+    assert client.llen("{fq}:q:other:wake") == 1
+
+
 def test_enqueue_writes_no_state_and_keeps_the_ttl_with_the_message(
     redis_url: str, client: redis.Redis
 ) -> None:

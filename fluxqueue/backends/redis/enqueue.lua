@@ -16,6 +16,21 @@
 -- names, wake tokens in one LPUSH per queue. Per message: one HSET.
 local ttl_ms, total = ARGV[2], tonumber(ARGV[3])
 local seq = redis.call('INCRBY', BASE .. 'seq', total) - total
+
+if total == 1 and ARGV[6] == '' and ARGV[7] == '1' then
+  -- One fresh message, ready now (task.enqueue()): the steps below without the batch's
+  -- tables, about a quarter less script time.
+  local queue, id = ARGV[4], ARGV[9]
+  local p = tonumber(ARGV[5]) or 2
+  if p < 0 then p = 0 elseif p > 99 then p = 99 end
+  redis.call('HSET', BASE .. 'm:' .. id, 'd', ARGV[10], 'q', queue, 'p', ARGV[5], 't', ttl_ms)
+  redis.call('ZADD', qkey(queue, 'ready'), p * PRIORITY_SPAN + seq + 1, id)
+  redis.call('SADD', BASE .. 'queues', queue)
+  local k = qkey(queue, 'wake')
+  if redis.call('LLEN', k) < 64 then redis.call('LPUSH', k, '1') end
+  return 1
+end
+
 local now = nil
 local pending = {}  -- zset key -> {score, id, score, id, ...}: fresh messages, not yet added
 local woken = {}    -- queue -> messages enqueued
