@@ -150,7 +150,7 @@ class Broker(ABC):
         or SCHEDULED while the eta lies ahead). A backend may store that record (kept
         ``ttl`` seconds, None: until replaced) or build it from the stored message when
         asked (kept as long as the message is); the ABORTED state of a task aborted while
-        it waited is kept ``ttl`` seconds.
+        it waited is kept up to ``ttl`` seconds.
         """
 
     def enqueue_sync(self, messages: Sequence[Message], ttl: float | None = None) -> None:
