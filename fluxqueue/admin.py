@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 from fluxqueue.backends.base import BrokerStats
 from fluxqueue.errors import MessageError
 from fluxqueue.message import Message
-from fluxqueue.state import initial_state
 
 if TYPE_CHECKING:
     from fluxqueue.app import FluxQueue
@@ -92,7 +91,7 @@ class Admin:
             message = replace(original, attempt=0, eta=None)
             if signer is not None:
                 signer.sign(message)
-            await broker.enqueue([(message, initial_state(message, self.app.result_ttl))])
+            await broker.enqueue([message], self.app.result_ttl)
             retried.append(letter.task_id)
         if retried:
             await broker.remove_dead(queue, retried)

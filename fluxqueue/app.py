@@ -32,7 +32,6 @@ from fluxqueue.security import (
     size_limit,
 )
 from fluxqueue.serializers.base import Serializer
-from fluxqueue.state import State, initial_state
 from fluxqueue.task import AsyncTask, Sender, SyncTask, Task, TaskOptions, TaskSpec
 
 __all__ = ["DEFAULT_BROKER_URL", "FluxQueue"]
@@ -357,19 +356,19 @@ class FluxQueue:
 
     def enqueue_many(self, messages: Iterable[Message]) -> list[TaskHandle[Any]]:
         """Send many messages (``task.message(...)``) in as few round trips as possible."""
-        batch = list(messages)
+        batch = self._prepared(messages)
         # The broker's blocking path when it has one (Redis), else the bridge thread.
-        self.broker.enqueue_sync(self._entries(batch))
+        self.broker.enqueue_sync(batch, self.result_ttl)
         return self._enqueued(batch)
 
     async def aenqueue_many(self, messages: Iterable[Message]) -> list[TaskHandle[Any]]:
-        batch = list(messages)
-        await self.broker.enqueue(self._entries(batch))
+        batch = self._prepared(messages)
+        await self.broker.enqueue(batch, self.result_ttl)
         return self._enqueued(batch)
 
-    def _entries(self, batch: list[Message]) -> list[tuple[Message, State]]:
-        """Run the enqueueing hooks, sign, and pair each message with its initial state."""
-        ttl = self.result_ttl
+    def _prepared(self, messages: Iterable[Message]) -> list[Message]:
+        """Run the enqueueing hooks and sign: the batch as it goes to the broker."""
+        batch = list(messages)
         if self.plugins.pm.hook.fluxqueue_task_enqueueing.get_hookimpls():
             for message in batch:
                 self.plugins.notify("fluxqueue_task_enqueueing", app=self, message=message)
@@ -377,7 +376,7 @@ class FluxQueue:
         if signer is not None:  # after the hook: headers it adds are signed too
             for message in batch:
                 signer.sign(message)
-        return [(m, initial_state(m, ttl)) for m in batch]
+        return batch
 
     def _enqueued(self, batch: list[Message]) -> list[TaskHandle[Any]]:
         if self.plugins.pm.hook.fluxqueue_task_enqueued.get_hookimpls():

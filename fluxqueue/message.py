@@ -31,13 +31,33 @@ _decode_json = json.JSONDecoder().decode
 jstr: Any = getattr(json.encoder, "c_encode_basestring", None) or json.encoder.encode_basestring
 
 
+#: Ids drawn ahead from the kernel's generator, 64 per ``os.urandom`` call (see new_id).
+_IDS: list[str] = []
+_IDS_PER_DRAW = 64
+
+
 def new_id() -> str:
     """A fresh task id: 32 hex characters (128 random bits), unique without coordination.
 
-    ``os.urandom`` rather than ``uuid4()``: the same randomness at a quarter of the cost,
-    and fork-safe (the kernel's generator, no state in this process).
+    ``os.urandom`` rather than ``uuid4()``: the same randomness at a fraction of the cost.
+    The ids are drawn 64 at a time (one system call instead of one per id), and handed out
+    with ``list.pop``, which is atomic, so two threads never get the same one. A forked
+    child drops the ids its parent drew (``os.register_at_fork``) and draws its own.
     """
-    return os.urandom(16).hex()
+    try:
+        return _IDS.pop()
+    except IndexError:
+        return _draw_ids()
+
+
+def _draw_ids() -> str:
+    text = os.urandom(16 * _IDS_PER_DRAW).hex()
+    ids = [text[i : i + 32] for i in range(32, len(text), 32)]
+    _IDS.extend(ids)
+    return text[:32]
+
+
+os.register_at_fork(after_in_child=_IDS.clear)
 
 
 def jnum(value: Any) -> str | None:

@@ -12,6 +12,7 @@ import json
 import math
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,7 +20,6 @@ from fluxqueue import FluxQueue, MessageError, SerializationError
 from fluxqueue.message import Message, unframe
 from fluxqueue.security import Signer
 from fluxqueue.serializers.json import JSONSerializer
-from fluxqueue.state import initial_state
 
 FIELDS = list(Message(task="t", queue="q", body=b"", content_type="x").header())
 
@@ -94,6 +94,32 @@ def test_json_round_trips_or_refuses_clearly(value: Any) -> None:
     assert serializer.loads(data) == value or _has_negative_zero(value)
 
 
+_STANDARD = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
+@given(
+    st.tuples(st.lists(json_values, max_size=3), st.dictionaries(st.text(max_size=5), json_values))
+)
+@settings(max_examples=300, deadline=None)
+def test_json_arguments_encode_as_the_standard_encoder_does(call: Any) -> None:
+    """The serializer's fast path for lists writes what ``json`` writes, byte for byte."""
+    value = list(call)
+    try:
+        expected = _STANDARD(value).encode()
+    except ValueError:  # NaN or infinity
+        with pytest.raises(SerializationError, match="not valid JSON"):
+            JSONSerializer().dumps(value)
+        return
+    assert JSONSerializer().dumps(value) == expected
+
+
+def test_json_refuses_a_circular_argument_as_before() -> None:
+    loop: list[Any] = []
+    loop.append(loop)
+    with pytest.raises(SerializationError, match="Circular reference detected"):
+        JSONSerializer().dumps([[loop], {}])
+
+
 def _has_negative_zero(value: Any) -> bool:
     if isinstance(value, float):
         return value == 0 and math.copysign(1, value) < 0
@@ -139,12 +165,12 @@ def test_a_worker_survives_any_delivery(batch: list[bytes]) -> None:
     def echo(*args: Any, **kwargs: Any) -> Any:
         return [list(args), kwargs]
 
-    entries = []
+    messages = []
     for index, data in enumerate(batch):
         message = _Raw(task="?", queue="default", body=b"", content_type="?", id=f"m{index}")
         message.raw = data
-        entries.append((message, initial_state(message)))
-    app.run(app.broker.enqueue(entries))
+        messages.append(message)
+    app.run(app.broker.enqueue(messages))
     app.run_worker(burst=True, concurrency=2)  # returns: nothing hangs or loops
     for index in range(len(batch)):
         state = app.run(app.broker.get_state(f"m{index}"))

@@ -17,7 +17,6 @@ import pytest
 from fluxqueue import FluxQueue
 from fluxqueue.message import Message
 from fluxqueue.security import Signer
-from fluxqueue.state import initial_state
 from fluxqueue.testing import dead_letters
 
 KEY = "hostile-input-test-key"
@@ -99,15 +98,15 @@ def test_bad_messages_are_dead_lettered_and_the_worker_goes_on(broker_url: str) 
         return a + b
 
     bad = cases()
-    entries: list[tuple[Message, Any]] = []
+    messages: list[Message] = []
     goods = []
     for index, (name, (data, _)) in enumerate(bad.items()):
         message = raw(name, data)
-        entries.append((message, initial_state(add.message(0, 0))))  # any PENDING record
+        messages.append(message)
         good = add.message(index, 1)
         goods.append(good)
-        entries.append((good, initial_state(good)))
-    app.run(app.broker.enqueue(entries))
+        messages.append(good)
+    app.run(app.broker.enqueue(messages))
     app.run_worker(burst=True, concurrency=4)
 
     assert [app.get_task(g.id).result(timeout=10) for g in goods] == [
@@ -136,8 +135,8 @@ def test_unsigned_and_forged_messages_on_a_signing_worker(broker_url: str) -> No
     unsigned.id = "unsigned"
     foreign = Signer("someone-else").sign(app.named("add").message(5, 6))
     foreign.id = "foreign-key"
-    app.run(app.broker.enqueue([(m, initial_state(m)) for m in (signed, forged, unsigned)]))
-    app.run(app.broker.enqueue([(foreign, initial_state(foreign))]))
+    app.run(app.broker.enqueue([signed, forged, unsigned]))
+    app.run(app.broker.enqueue([foreign]))
     app.run_worker(burst=True)
     assert app.get_task(signed.id).result(timeout=10) == 3
     letters = {d.task_id: d.reason for d in dead_letters(app)}

@@ -1,5 +1,7 @@
 import copy
+import os
 import pickle
+import threading
 from dataclasses import fields, replace
 from typing import Any
 
@@ -132,6 +134,35 @@ def test_new_ids_are_32_hex_digits_and_distinct() -> None:
     ids = {new_id() for _ in range(1000)}
     assert len(ids) == 1000
     assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+
+
+def test_ids_drawn_ahead_are_never_handed_out_twice() -> None:
+    """Across threads, and across a fork: the child drops the ids its parent drew ahead."""
+    new_id()  # this process now holds ids drawn ahead
+    drawn: list[list[str]] = [[] for _ in range(4)]
+
+    def draw(out: list[str]) -> None:
+        out.extend(new_id() for _ in range(2000))
+
+    threads = [threading.Thread(target=draw, args=(out,)) for out in drawn]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    everything = [i for out in drawn for i in out]
+    assert len(set(everything)) == len(everything)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write, "".join(new_id() for _ in range(100)).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        text = pipe.read().decode()
+    os.waitpid(pid, 0)
+    child = {text[i : i + 32] for i in range(0, len(text), 32)}
+    assert len(child) == 100
+    assert not child & {new_id() for _ in range(100)}
 
 
 def test_a_minted_id_claim_is_spent_once_and_never_copied() -> None:

@@ -22,7 +22,6 @@ from fluxqueue import (
 )
 from fluxqueue.message import Message
 from fluxqueue.security import SIGNATURE_HEADER, Signer
-from fluxqueue.state import initial_state
 from fluxqueue.testing import dead_letters, run_all
 
 KEY = "s3cret-signing-key-0123456789"
@@ -54,7 +53,7 @@ def pair(producer_key: str | None, worker_key: str | None, **worker: Any) -> tup
 
 def put(app: FluxQueue, message: Message) -> None:
     """Store a message as it is, bypassing the app's signing (a foreign producer)."""
-    app.run(app.broker.enqueue([(message, initial_state(message))]))
+    app.run(app.broker.enqueue([message]))
 
 
 def json_message(task: str, body: bytes, **kw: Any) -> Message:

@@ -20,7 +20,6 @@ from fluxqueue import (
     current_task,
 )
 from fluxqueue.message import Message
-from fluxqueue.state import initial_state
 from fluxqueue.testing import dead_letters, run_all
 
 
@@ -483,7 +482,7 @@ def test_a_task_raising_cancelled_error_is_a_failure_not_a_crash(fq: FluxQueue) 
 
 
 def put_raw(fq: FluxQueue, message: Message) -> None:
-    fq.run(fq.broker.enqueue([(message, initial_state(message))]))
+    fq.run(fq.broker.enqueue([message]))
 
 
 def test_unknown_task_name_fails_clearly_and_the_worker_goes_on(fq: FluxQueue) -> None:

@@ -140,14 +140,20 @@ class Broker(ABC):
     # -- producing -------------------------------------------------------------------
 
     @abstractmethod
-    async def enqueue(self, entries: Sequence[tuple[Message, State]]) -> None:
-        """Store each message (ready, or delayed until ``message.eta``) and its state.
+    async def enqueue(self, messages: Sequence[Message], ttl: float | None = None) -> None:
+        """Store each message, ready or delayed until ``message.eta``.
 
-        Many entries are stored in as few round trips as the backend allows. A message whose
-        id is already stored replaces it.
+        Many messages are stored in as few round trips as the backend allows. A message
+        whose id is already stored replaces it, and the task's state starts over: until a
+        worker writes another one, :meth:`get_state` returns what
+        :func:`~fluxqueue.state.initial_state` builds from the message and ``ttl`` (PENDING,
+        or SCHEDULED while the eta lies ahead). A backend may store that record (kept
+        ``ttl`` seconds, None: until replaced) or build it from the stored message when
+        asked (kept as long as the message is); the ABORTED state of a task aborted while
+        it waited is kept up to ``ttl`` seconds.
         """
 
-    def enqueue_sync(self, entries: Sequence[tuple[Message, State]]) -> None:
+    def enqueue_sync(self, messages: Sequence[Message], ttl: float | None = None) -> None:
         """:meth:`enqueue` for a synchronous caller (``task.enqueue()``, ``fq.enqueue_many``).
 
         The default runs :meth:`enqueue` on the bridge thread's event loop. A backend with a
@@ -155,7 +161,7 @@ class Broker(ABC):
         call); an override must be thread-safe and fork-safe (a forked child opens its own
         connections).
         """
-        run_sync(self.enqueue(entries))
+        run_sync(self.enqueue(messages, ttl))
 
     # -- consuming -------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from fluxqueue.backends.base import (
 )
 from fluxqueue.errors import ConfigurationError
 from fluxqueue.message import Delivery, Message
-from fluxqueue.state import State
+from fluxqueue.state import State, initial_state
 
 __all__ = ["MemoryBroker"]
 
@@ -129,8 +129,8 @@ class MemoryBroker(Broker):
 
     # -- producing -------------------------------------------------------------------
 
-    async def enqueue(self, entries: Sequence[tuple[Message, State]]) -> None:
-        encoded = [(m, m.encode(), s) for m, s in entries]
+    async def enqueue(self, messages: Sequence[Message], ttl: float | None = None) -> None:
+        encoded = [(m, m.encode(), initial_state(m, ttl)) for m in messages]
         now = time.time()
         with self._lock:
             for message, data, state in encoded:

@@ -56,7 +56,7 @@ def msg(queue: str = "q", priority: int = 2, eta: float | None = None, **kw: Any
 
 
 async def put(broker: Broker, *messages: Message) -> None:
-    await broker.enqueue([(m, initial_state(m, 60)) for m in messages])
+    await broker.enqueue(messages, 60)
 
 
 def done(message: Message, status: str = "SUCCESS", result: bytes = b"") -> State:
@@ -128,7 +128,7 @@ class BrokerContract:
 
         def produce(batch: list[Message]) -> None:
             try:
-                broker.enqueue_sync([(m, initial_state(m, 60)) for m in batch])
+                broker.enqueue_sync(batch, 60)
             except BaseException as exc:  # reported below
                 errors.append(exc)
 
@@ -243,6 +243,38 @@ class BrokerContract:
             got = await broker.fetch(["q"], 10, 1.0)
             assert [d.task_id for d in got] == [first.id]
             assert Message.decode(got[0].data) == second
+
+        run(scenario())
+
+    def test_a_waiting_task_has_its_initial_state(self, broker: Broker) -> None:
+        async def scenario() -> None:
+            now, later = msg(priority=1), msg(queue="other", eta=time.time() + 3600)
+            await put(broker, now, later)
+            for m, status in ((now, "PENDING"), (later, "SCHEDULED")):
+                state = await broker.get_state(m.id)
+                assert state is not None
+                assert (state.status, state.data) == (status, initial_state(m, 60).data)
+
+        run(scenario())
+
+    def test_enqueue_again_starts_the_state_over(self, broker: Broker) -> None:
+        async def scenario() -> None:
+            m = msg()
+            await put(broker, m)
+            (d,) = await broker.fetch(["q"], 1, 1.0)
+            await broker.ack(d, done(m, "FAILURE"))
+            again = replace(m, body=b"[[3],{}]")
+            await put(broker, again)
+            state = await broker.get_state(m.id)
+            assert state is not None
+            assert (state.status, state.data) == ("PENDING", initial_state(again, 60).data)
+            aborted = msg()
+            await put(broker, aborted)
+            assert await broker.abort(aborted.id) == "aborted"
+            await put(broker, aborted)
+            state = await broker.get_state(aborted.id)
+            assert state is not None and state.status == "PENDING"
+            assert [x.task_id for x in await broker.fetch(["q"], 10, 1.0)] == [m.id, aborted.id]
 
         run(scenario())
 

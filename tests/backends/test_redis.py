@@ -28,7 +28,7 @@ from fluxqueue.backends.redis import broker as broker_module
 from fluxqueue.backends.redis.broker import DRAINED_FRESH, ENQUEUE_CHUNK
 from fluxqueue.errors import BrokerConnectionError, BrokerError, ConfigurationError
 from fluxqueue.message import Message
-from fluxqueue.state import State, initial_state
+from fluxqueue.state import State
 from fluxqueue.testing.contract import BrokerContract, MakeBroker
 from tests.redis_server import RedisCluster, RedisServer, free_port
 
@@ -42,7 +42,7 @@ def msg(queue: str = "q", **kw: object) -> Message:
 
 
 async def put(broker: RedisBroker, *messages: Message) -> None:
-    await broker.enqueue([(m, initial_state(m, 60)) for m in messages])
+    await broker.enqueue(messages, 60)
 
 
 # -- the contract ------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from fluxqueue.backends.redis import RedisBroker
 from fluxqueue.backends.redis.broker import ENQUEUE_CHUNK
 from fluxqueue.errors import BrokerConnectionError
 from fluxqueue.message import Message
-from fluxqueue.state import initial_state
+from fluxqueue.state import State, initial_state
 from tests.redis_server import RedisServer, free_port
 
 
@@ -90,18 +90,106 @@ def test_mixed_batch_keeps_replacement_priority_fifo_and_delays(redis_url: str) 
     assert handles[4].status() == "PENDING"
 
 
-def test_state_expiry_follows_result_ttl_and_a_replacement_persists(
+def test_single_and_batched_enqueues_share_priority_fifo_and_records(
+    redis_url: str, client: redis.Redis
+) -> None:
+    """task.enqueue() of a fresh, ready message takes the script's one-message branch."""
+    fq = make_app(redis_url, result_ttl=60)
+    t = fq.named("t")
+    a = t.enqueue(1)
+    b, c = fq.enqueue_many([t.message(2), t.message(3)])
+    d = t.options(priority=Priority.HIGH).enqueue(4)
+    e = t.options(priority=Priority.LOW).enqueue(5)
+    f = t.enqueue(6)
+    other = t.options(queue="other").enqueue(7)
+    assert fetch_ids(fq, "default") == [h.id for h in (d, a, b, c, f, e)]
+    single, batched = (client.hgetall(f"{{fq}}:m:{h.id}") for h in (other, c))
+    assert single == {b"d": single[b"d"], b"q": b"other", b"p": b"2", b"t": b"60000"}
+    assert batched == {
+        b"d": batched[b"d"],
+        b"q": b"default",
+        b"p": b"2",
+        b"t": b"60000",
+        b"n": b"1",
+    }
+    assert client.smembers("{fq}:queues") == {b"default", b"other"}
+    assert client.llen("{fq}:q:other:wake") == 1
+
+
+def test_enqueue_writes_no_state_and_keeps_the_ttl_with_the_message(
     redis_url: str, client: redis.Redis
 ) -> None:
     with_ttl = make_app(redis_url, result_ttl=60)
-    h = with_ttl.named("t").enqueue(1)
-    assert 0 < client.pttl(f"{{fq}}:s:{h.id}") <= 60_000
     keep = make_app(redis_url, result_ttl=None)
-    fresh = keep.named("t").enqueue(2)
-    assert client.pttl(f"{{fq}}:s:{fresh.id}") == -1
-    with_ttl.named("t").options(task_id="again").enqueue(3)
-    keep.named("t").options(task_id="again").enqueue(4)  # replaces: the old expiry goes
-    assert client.pttl("{fq}:s:again") == -1
+    a = with_ttl.named("t").enqueue(1)
+    b = keep.named("t").enqueue(2)
+    c = keep.enqueue_many([keep.named("t").message(3)])[0]
+    for h, ttl in ((a, b"60000"), (b, b"0"), (c, b"0")):
+        assert not client.exists(f"{{fq}}:s:{h.id}")
+        assert client.hget(f"{{fq}}:m:{h.id}", "t") == ttl
+        assert h.status() == "PENDING"
+    # Aborted while waiting: the ABORTED state expires after the ttl of the enqueue.
+    assert a.abort() and b.abort()
+    assert 0 < client.pttl(f"{{fq}}:s:{a.id}") <= 60_000
+    assert client.pttl(f"{{fq}}:s:{b.id}") == -1
+    assert not client.exists(f"{{fq}}:m:{a.id}", f"{{fq}}:m:{b.id}")
+
+
+def test_status_of_queued_scheduled_reenqueued_and_aborted_tasks(
+    redis_url: str, client: redis.Redis
+) -> None:
+    fq = make_app(redis_url, result_ttl=60)
+    t = fq.named("t")
+    queued = t.enqueue(1)
+    scheduled = t.options(delay=60).enqueue(2)
+    assert (queued.status(), scheduled.status()) == ("PENDING", "SCHEDULED")
+    info = queued.info()
+    assert (info.name, info.queue, info.attempts, info.max_retries) == ("t", "default", 0, 3)
+    assert info.enqueued_at is not None and info.eta is None
+    assert scheduled.info().eta is not None
+    before = asyncio.run(fq.broker.get_state(scheduled.id))
+    assert before is not None and before.ttl == 60
+
+    # Aborted while waiting: ABORTED, with the record it had while it waited.
+    assert scheduled.abort()
+    after = asyncio.run(fq.broker.get_state(scheduled.id))
+    assert after is not None and (after.status, after.data) == ("ABORTED", before.data)
+    assert scheduled.info().name == "t"
+    assert not scheduled.abort()  # nothing left to abort
+    assert fetch_ids(fq, "default") == [queued.id]
+
+    # Finished, then enqueued again under its id: PENDING again, outputs left alone.
+    async def finish() -> None:
+        await fq.broker.set_state("job", State("SUCCESS", b"{}\n", 60))
+        await fq.broker.add_output("job", fq.encode_output("item"), 60)
+
+    asyncio.run(finish())
+    again = t.options(task_id="job").enqueue(3)
+    assert not client.exists("{fq}:s:job")
+    assert again.status() == "PENDING" and again.info().attempts == 0
+    assert client.llen("{fq}:o:job") == 1 and again.info().outputs == ["item"]
+    # An aborted one enqueued again is PENDING and delivered again.
+    assert again.abort() and again.status() == "ABORTED"
+    t.options(task_id="job").enqueue(4)
+    assert again.status() == "PENDING"
+    assert fetch_ids(fq, "default") == ["job"]
+
+
+def test_state_of_a_message_whose_hash_is_gone_or_unreadable(
+    redis_url: str, client: redis.Redis
+) -> None:
+    fq = make_app(redis_url)
+    gone, odd = fq.named("t").enqueue(1), fq.named("t").enqueue(2)
+    client.delete(f"{{fq}}:m:{gone.id}")
+    assert asyncio.run(fq.broker.get_state(gone.id)) is None
+    assert gone.status() == "PENDING" and gone.info().name is None  # as for an unknown id
+    client.hset(f"{{fq}}:m:{odd.id}", "d", b"not a message")
+    state = asyncio.run(fq.broker.get_state(odd.id))
+    assert state is not None and (state.status, state.data) == ("PENDING", b"")
+    assert odd.info().name is None
+    purged = fq.named("t").options(queue="other").enqueue(3)
+    assert fq.run(fq.admin.purge("other")) == 1
+    assert asyncio.run(fq.broker.get_state(purged.id)) is None
 
 
 def test_wake_tokens_stop_at_64(redis_url: str, client: redis.Redis) -> None:
@@ -193,10 +281,10 @@ def test_async_and_sync_paths_store_the_same_records(redis_url: str, client: red
     broker = RedisBroker(redis_url)
     a = Message(task="t", queue="q", body=b"[[1],{}]", content_type="application/json")
     b = replace(a, id="other")
-    broker.enqueue_sync([(a, initial_state(a, 60))])
-    asyncio.run(broker.enqueue([(b, initial_state(b, 60))]))
+    broker.enqueue_sync([a], 60)
+    asyncio.run(broker.enqueue([b], 60))
     for m in (a, b):
         stored = client.hgetall(f"{{fq}}:m:{m.id}")
-        assert stored == {b"d": m.encode(), b"q": b"q", b"p": b"2"}
-        state = client.hgetall(f"{{fq}}:s:{m.id}")
-        assert state == {b"st": b"PENDING", b"d": initial_state(m, 60).data, b"t": b"60000"}
+        assert stored == {b"d": m.encode(), b"q": b"q", b"p": b"2", b"t": b"60000"}
+        assert not client.exists(f"{{fq}}:s:{m.id}")
+        assert asyncio.run(broker.get_state(m.id)) == initial_state(m, 60)

@@ -119,14 +119,13 @@ PRODUCER = """
 import asyncio, sys
 from fluxqueue.backends.sqlite import SQLiteBroker
 from fluxqueue.message import Message
-from fluxqueue.state import initial_state
 
 async def main(url, tag, n):
     broker = SQLiteBroker(url)
     for i in range(0, n, 10):  # many small transactions, to contend with the consumers
         batch = [Message(task="t", queue="q", body=f"{tag}-{j}".encode(),
                          content_type="text/plain") for j in range(i, min(i + 10, n))]
-        await broker.enqueue([(m, initial_state(m, 60)) for m in batch])
+        await broker.enqueue(batch, 60)
 
 asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
 """

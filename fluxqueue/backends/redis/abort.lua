@@ -8,11 +8,16 @@ if redis.call('ZSCORE', qkey(queue, 'leased'), id) then
   return 'requested'
 end
 unplace(id, queue)
-redis.call('DEL', k)
 local s = skey(id)
 if redis.call('EXISTS', s) == 1 then
   redis.call('HSET', s, 'st', 'ABORTED')  -- keeps the data blob and the expiry
 else
-  write_state(id, 'ABORTED', '', 0)
+  -- The waiting task's state was derived from its message (see get_state.lua): the
+  -- message moves into the ABORTED state (m), which reads with the same record, and
+  -- expires after the state ttl it was enqueued with.
+  local stored = redis.call('HMGET', k, 'd', 't')
+  write_state(id, 'ABORTED', '', stored[2] or 0)
+  redis.call('HSET', s, 'm', stored[1])
 end
+redis.call('DEL', k)
 return 'aborted'

@@ -18,7 +18,7 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -38,9 +38,9 @@ from fluxqueue.backends.redis.connection import Clients, translate_errors
 from fluxqueue.backends.redis.keys import Keys
 from fluxqueue.backends.redis.resp import bulk, pack, raw
 from fluxqueue.backends.redis.scripts import script
-from fluxqueue.errors import BrokerError
+from fluxqueue.errors import BrokerError, MessageError
 from fluxqueue.message import Delivery, Message
-from fluxqueue.state import State
+from fluxqueue.state import State, initial_state
 
 __all__ = ["RedisBroker"]
 
@@ -79,18 +79,18 @@ def _message_args(message: Message, state: State) -> list[Any]:
     ]
 
 
-def _fresh_flags(entries: Sequence[tuple[Message, State]]) -> list[bool]:
+def _fresh_flags(messages: Sequence[Message]) -> list[bool]:
     """Which messages the enqueue script may store without looking for an older one.
 
     A message is fresh when its id was minted for it (``Message.mark_minted``) and no
-    earlier entry of this batch carries the same id (the same object twice, or a copy).
+    earlier message of this batch carries the same id (the same object twice, or a copy).
     Spending the claim here means the same message enqueued again takes the general path.
     """
-    if len(entries) == 1:
-        return [entries[0][0].spend_minted()]
+    if len(messages) == 1:
+        return [messages[0].spend_minted()]
     seen: set[str] = set()
     flags = []
-    for message, _ in entries:
+    for message in messages:
         fresh = message.spend_minted() and message.id not in seen
         seen.add(message.id)
         flags.append(fresh)
@@ -101,38 +101,31 @@ def _eta_ms(eta: float | None) -> str:
     return "" if eta is None else repr(eta * 1000)
 
 
-def _chunks(entries: Sequence[tuple[Message, State]]) -> list[list[Any]]:
+def _chunks(messages: Sequence[Message], ttl: float | None) -> list[list[Any]]:
     """The arguments of one enqueue script call per ENQUEUE_CHUNK messages (the asyncio
     and cluster path; see enqueue.lua for the layout)."""
-    flags = _fresh_flags(entries)
+    flags = _fresh_flags(messages)
     chunks: list[list[Any]] = []
-    for start in range(0, len(entries), ENQUEUE_CHUNK):
-        end = min(start + ENQUEUE_CHUNK, len(entries))
-        args: list[Any] = [end - start]
+    for start in range(0, len(messages), ENQUEUE_CHUNK):
+        end = min(start + ENQUEUE_CHUNK, len(messages))
+        args: list[Any] = [_ms(ttl), end - start]
         group: Any = None
         count_at = 0
         for i in range(start, end):
-            message, state = entries[i]
-            key = (
-                message.queue,
-                message.priority,
-                _eta_ms(message.eta),
-                state.status,
-                _ms(state.ttl),
-                "1" if flags[i] else "",
-            )
+            message = messages[i]
+            key = (message.queue, message.priority, _eta_ms(message.eta), "1" if flags[i] else "")
             if key != group:
-                group, count_at = key, len(args) + 6
+                group, count_at = key, len(args) + 4
                 args += [*key, 0]
             args[count_at] += 1
-            args += [message.id, message.encode(), state.data]
+            args += [message.id, message.encode()]
         chunks.append(args)
     return chunks
 
 
 _FRESH = b"$1\r\n1\r\n"
 _NOT_FRESH = b"$0\r\n\r\n"
-_ROW = b"$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n"
+_ROW = b"$%d\r\n%b\r\n$%d\r\n%b\r\n"
 _COUNTS = [bulk(n) for n in range(64)]
 
 
@@ -140,8 +133,8 @@ def _count(n: int) -> bytes:
     return _COUNTS[n] if n < 64 else bulk(n)
 
 
-#: One group of an enqueue call: its routing arguments in RESP (queue, priority, eta_ms,
-#: status, ttl_ms), whether it is fresh, and each message's arguments (id, data, state).
+#: One group of an enqueue call: its routing arguments in RESP (queue, priority, eta_ms),
+#: whether it is fresh, and each message's arguments (id, data).
 _Group = tuple[bytes, bool, list[bytes]]
 
 
@@ -156,7 +149,7 @@ def _spans(total: int) -> Iterator[tuple[int, int]]:
 
 
 def _packed_chunks(
-    entries: Sequence[tuple[Message, State]],
+    messages: Sequence[Message],
     flags: list[bool],
     metas: dict[tuple[Any, ...], bytes],
 ) -> Iterator[list[_Group]]:
@@ -165,27 +158,41 @@ def _packed_chunks(
     caches the groups' packed routing arguments from call to call."""
     if len(metas) > 256:  # delayed messages each have their own eta: keep the cache small
         metas.clear()
-    for start, end in _spans(len(entries)):
+    for start, end in _spans(len(messages)):
         chunk: list[_Group] = []
         group: Any = None
         rows: list[bytes] = []
         for i in range(start, end):
-            message, state = entries[i]
+            message = messages[i]
             fresh = flags[i]
-            key = (message.queue, message.priority, message.eta, state.status, state.ttl, fresh)
+            key = (message.queue, message.priority, message.eta, fresh)
             if key != group:
                 meta = metas.get(key)
                 if meta is None:
-                    meta = metas[key] = b"".join(
-                        bulk(arg) for arg in (key[0], key[1], _eta_ms(key[2]), key[3], _ms(key[4]))
-                    )
+                    meta = metas[key] = bulk(key[0]) + bulk(key[1]) + bulk(_eta_ms(key[2]))
                 group, rows = key, []
                 chunk.append((meta, fresh, rows))
             mid = message.id
             bid = mid.encode() if type(mid) is str else raw(mid)
-            data, sdata = message.encode(), state.data
-            rows.append(_ROW % (len(bid), bid, len(data), data, len(sdata), sdata))
+            data = message.encode()
+            rows.append(_ROW % (len(bid), bid, len(data), data))
         yield chunk
+
+
+def _one_chunk(message: Message, metas: dict[tuple[Any, ...], bytes]) -> list[_Group]:
+    """``_packed_chunks`` for a single message: the one-at-a-time enqueue, without the
+    generators and the batch's bookkeeping."""
+    fresh = message.spend_minted()
+    key = (message.queue, message.priority, message.eta, fresh)
+    meta = metas.get(key)
+    if meta is None:
+        if len(metas) > 256:
+            metas.clear()
+        meta = metas[key] = bulk(key[0]) + bulk(key[1]) + bulk(_eta_ms(key[2]))
+    mid = message.id
+    bid = mid.encode() if type(mid) is str else raw(mid)
+    data = message.encode()
+    return [(meta, fresh, [_ROW % (len(bid), bid, len(data), data)])]
 
 
 def _cancel_swallowed() -> bool:
@@ -221,6 +228,7 @@ class RedisBroker(Broker):
         self._online = True
         self._heads: tuple[bytes, bytes] | None = None
         self._metas: dict[tuple[Any, ...], bytes] = {}
+        self._ttls: dict[float | None, bytes] = {}
         #: queues -> (when, next due): the last fetch from them came back short (see fetch)
         self._drained: dict[tuple[str, ...], tuple[float, float]] = {}
 
@@ -249,17 +257,17 @@ class RedisBroker(Broker):
 
     # -- producing -------------------------------------------------------------------
 
-    async def enqueue(self, entries: Sequence[tuple[Message, State]]) -> None:
-        if not entries:
+    async def enqueue(self, messages: Sequence[Message], ttl: float | None = None) -> None:
+        if not messages:
             return
-        chunks = _chunks(entries)
+        chunks = _chunks(messages, ttl)
         # The first call also loads the script if the server lacks it; the rest go in one
         # pipelined round trip.
         await self._run("enqueue", chunks[0])
         if len(chunks) > 1:
             await self._pipelined("enqueue", chunks[1:])
 
-    def enqueue_sync(self, entries: Sequence[tuple[Message, State]]) -> None:
+    def enqueue_sync(self, messages: Sequence[Message], ttl: float | None = None) -> None:
         """Enqueue on redis-py's blocking connections, without the bridge thread's hop.
 
         The script call is packed here (see ``_packed_chunks``) and written to a connection
@@ -272,12 +280,17 @@ class RedisBroker(Broker):
         along the general path (no fresh claims: the first copy may have been stored).
         """
         if self.config.cluster:  # the blocking cluster client is not set up: use the bridge
-            super().enqueue_sync(entries)
+            super().enqueue_sync(messages, ttl)
             return
-        if not entries:
+        if not messages:
             return
+        ttl_arg = self._ttls.get(ttl)
+        if ttl_arg is None:
+            if len(self._ttls) > 16:
+                self._ttls.clear()
+            ttl_arg = self._ttls[ttl] = bulk(_ms(ttl))
         try:
-            self._enqueue_blocking(entries)
+            self._enqueue_blocking(messages, ttl_arg)
         except BaseException:
             with self._errors(in_loop=False):  # translates and logs the error
                 raise
@@ -296,10 +309,16 @@ class RedisBroker(Broker):
             heads = self._heads = (sha[sha.index(b"\r\n") + 2 :], full[full.index(b"\r\n") + 2 :])
         return heads
 
-    def _enqueue_blocking(self, entries: Sequence[tuple[Message, State]]) -> None:
+    def _enqueue_blocking(self, messages: Sequence[Message], ttl: bytes) -> None:
+        """``ttl``: the script's state ttl argument, packed."""
         sync = self._clients.sync()
-        heads = self._script_heads()
-        chunks = _packed_chunks(entries, _fresh_flags(entries), self._metas)
+        sha, full = self._script_heads()
+        heads = (sha + ttl, full + ttl)
+        chunks: Iterable[list[_Group]]
+        if len(messages) == 1:
+            chunks = (_one_chunk(messages[0], self._metas),)
+        else:
+            chunks = _packed_chunks(messages, _fresh_flags(messages), self._metas)
         retried = False
         sent: list[_Group] | None = None
         connection = sync.checkout()
@@ -321,10 +340,11 @@ class RedisBroker(Broker):
 
     @staticmethod
     def _request(head: bytes, chunk: list[_Group], fresh: bool) -> bytes:
-        """One enqueue call: ``head`` (EVALSHA or EVAL) and ``chunk``; with ``fresh`` false
-        every message takes the script's general path."""
+        """One enqueue call: ``head`` (EVALSHA or EVAL and the arguments up to the state
+        ttl, see ``_enqueue_blocking``) and ``chunk``; with ``fresh`` false every message takes the
+        script's general path."""
         total = sum(len(rows) for _, _, rows in chunk)
-        argc = 5 + 1 + 7 * len(chunk) + 3 * total
+        argc = 5 + 2 + 5 * len(chunk) + 2 * total
         parts = [b"*%d\r\n" % argc, head, _count(total)]
         for meta, group_fresh, rows in chunk:
             parts.append(meta)
@@ -522,13 +542,22 @@ class RedisBroker(Broker):
         await self._run("set_state", [task_id, state.status, state.data, _ms(state.ttl)])
 
     async def get_state(self, task_id: str) -> State | None:
-        with self._errors():
-            client = self._clients.get()
-            status, data, ttl = await client.hmget(self.keys.state(task_id), "st", "d", "t")
-        if status is None:
+        """The state hash, or the state a waiting task's stored message implies (the
+        enqueue script writes none; see get_state.lua)."""
+        reply = await self._run("get_state", [task_id])
+        if reply is None:
             return None
+        status, data, ttl, stored = reply
         ttl_ms = int(ttl or 0)
-        return State(_text(status), data or b"", ttl_ms / 1000 if ttl_ms > 0 else None)
+        seconds = ttl_ms / 1000 if ttl_ms > 0 else None
+        if stored is not None:
+            try:
+                derived = initial_state(Message.decode(stored), seconds)
+            except MessageError:  # not written by fluxqueue: its status alone
+                derived = State("PENDING", b"", seconds)
+            data = derived.data
+            status = status or derived.status
+        return State(_text(status), data or b"", seconds)
 
     async def add_output(self, task_id: str, item: bytes, ttl: float | None) -> None:
         await self._run("add_output", [task_id, item, _ms(ttl)])

@@ -1,17 +1,36 @@
--- Store messages and their initial states; wake blocked consumers of their queues.
--- ARGV: base, total number of messages, then groups of messages that share their routing:
---   queue, priority, eta_ms ('' = now), status, state ttl_ms, fresh, count,
---   then `count` times: id, data, state data
+-- Store messages; wake blocked consumers of their queues.
+-- ARGV: base, state ttl_ms, total number of messages, then groups of messages that share
+--   their routing: queue, priority, eta_ms ('' = now), fresh, count,
+--   then `count` times: id, data
 -- fresh = '1' says the producer minted each id of the group for that very message and
 -- sends it once in this call, so nothing can be stored under it yet: no older message to
--- look up and replace, no older state to un-expire. Any other value takes the general path.
+-- look up and replace, no older state to delete. Any other value takes the general path.
+--
+-- No state is written: while a message waits, its PENDING or SCHEDULED state is built from
+-- the message when asked (get_state.lua). The state ttl is kept with the message (t), for
+-- the ABORTED state of a task aborted while it waits (abort.lua).
 --
 -- A script pays for each Redis call and each argument, so what can be is done once per
 -- call or per group: one TIME (only for an eta), one INCRBY for the FIFO sequence numbers
 -- of the whole call, one ZADD per sorted set for fresh messages, one SADD of the queue
--- names, wake tokens in one LPUSH per queue. Per message: two HSETs and a PEXPIRE.
-local total = tonumber(ARGV[2])
+-- names, wake tokens in one LPUSH per queue. Per message: one HSET.
+local ttl_ms, total = ARGV[2], tonumber(ARGV[3])
 local seq = redis.call('INCRBY', BASE .. 'seq', total) - total
+
+if total == 1 and ARGV[6] == '' and ARGV[7] == '1' then
+  -- One fresh message, ready now (task.enqueue()): the steps below without the batch's
+  -- tables, about a quarter less script time.
+  local queue, id = ARGV[4], ARGV[9]
+  local p = tonumber(ARGV[5]) or 2
+  if p < 0 then p = 0 elseif p > 99 then p = 99 end
+  redis.call('HSET', BASE .. 'm:' .. id, 'd', ARGV[10], 'q', queue, 'p', ARGV[5], 't', ttl_ms)
+  redis.call('ZADD', qkey(queue, 'ready'), p * PRIORITY_SPAN + seq + 1, id)
+  redis.call('SADD', BASE .. 'queues', queue)
+  local k = qkey(queue, 'wake')
+  if redis.call('LLEN', k) < 64 then redis.call('LPUSH', k, '1') end
+  return 1
+end
+
 local now = nil
 local pending = {}  -- zset key -> {score, id, score, id, ...}: fresh messages, not yet added
 local woken = {}    -- queue -> messages enqueued
@@ -28,12 +47,10 @@ local function flush()
   pending = {}
 end
 
-local i = 3
+local i = 4
 while i <= #ARGV do
-  local queue, priority, status = ARGV[i], ARGV[i + 1], ARGV[i + 3]
-  local ttl_ms, fresh, count = ARGV[i + 4], ARGV[i + 5] == '1', tonumber(ARGV[i + 6])
-  local ttl = tonumber(ttl_ms) or 0
-  if ttl > 0 then ttl_ms = num(ttl) end
+  local queue, priority = ARGV[i], ARGV[i + 1]
+  local fresh, count = ARGV[i + 3] == '1', tonumber(ARGV[i + 4])
   local key, band
   local eta = tonumber(ARGV[i + 2])
   if eta then now = now or now_ms() end
@@ -52,26 +69,22 @@ while i <= #ARGV do
       pending[key] = members
     end
   end
-  local first = i + 7
-  i = first + 3 * count
-  for j = first, i - 1, 3 do
+  local first = i + 5
+  i = first + 2 * count
+  for j = first, i - 1, 2 do
     local id = ARGV[j]
     local k = mprefix .. id
     if not fresh then
       -- Replacing a message stored under this id: whatever this call placed before must
-      -- be in its set first, so that unplace() finds it.
+      -- be in its set first, so that unplace() finds it. The task starts over: an older
+      -- state (a result, a failure, an abort) gives way to the PENDING one derived from
+      -- this message. Streamed outputs (o:<id>) are left alone.
       flush()
       local old = redis.call('HGET', k, 'q')
       if old then unplace(id, old) end
+      redis.call('DEL', sprefix .. id)
     end
-    redis.call('HSET', k, 'd', ARGV[j + 1], 'q', queue, 'p', priority)
-    local sk = sprefix .. id
-    redis.call('HSET', sk, 'st', status, 'd', ARGV[j + 2], 't', ttl_ms)
-    if ttl > 0 then
-      redis.call('PEXPIRE', sk, ttl_ms)
-    elseif not fresh then
-      redis.call('PERSIST', sk)
-    end
+    redis.call('HSET', k, 'd', ARGV[j + 1], 'q', queue, 'p', priority, 't', ttl_ms)
     seq = seq + 1
     local score = eta
     if band then score = band + seq end

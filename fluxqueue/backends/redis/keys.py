@@ -7,12 +7,18 @@ application or group of queues), not with more shards per prefix.
 
 ``_lib.lua`` builds the same names inside scripts; keep the two in step.
 
+A waiting task has no state hash: enqueue writes only the message, and ``get_state`` builds
+the PENDING or SCHEDULED record from it (:func:`fluxqueue.state.initial_state`) until a
+worker, an abort or a retry writes ``{p}:s:<id>``. Enqueueing an id again deletes its old
+state hash, so the task reads as waiting again.
+
 =============================  ======  ======================================================
 key                            type    content
 =============================  ======  ======================================================
 ``{p}:seq``                    string  counter giving FIFO order (and script routing key)
 ``{p}:queues``                 set     every queue name seen (for stats and promote-all)
 ``{p}:m:<id>``                 hash    d = encoded message, q = queue, p = priority,
+                                       t = state ttl (ms, 0 = none) given at enqueue,
                                        n = number of leases so far (the delivery receipt)
 ``{p}:q:<queue>:ready``        zset    id -> priority * 1e12 + seq
 ``{p}:q:<queue>:scheduled``    zset    id -> eta (ms since the epoch)
@@ -21,7 +27,9 @@ key                            type    content
 ``{p}:q:<queue>:dead``         zset    id -> seq (oldest first)
 ``{p}:q:<queue>:dead:data``    hash    id -> encoded message
 ``{p}:q:<queue>:dead:info``    hash    id -> "<failed_at ms>:<reason>"
-``{p}:s:<id>``                 hash    st = status, d = state blob, t = ttl; PEXPIRE ttl
+``{p}:s:<id>``                 hash    st = status, d = state blob, t = ttl; PEXPIRE ttl;
+                                       m = the message of a task aborted while it waited
+                                       (its record is derived from it, d is empty)
 ``{p}:o:<id>``                 list    streamed outputs; PEXPIRE ttl
 ``{p}:aborts``                 set     ids of leased tasks whose abort was requested
 ``{p}:workers``                hash    worker id -> JSON WorkerInfo

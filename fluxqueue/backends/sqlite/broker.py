@@ -27,7 +27,7 @@ from fluxqueue.backends.base import (
 from fluxqueue.backends.sqlite._db import LEASED, READY, SCHEDULED, Database, parse_url
 from fluxqueue.backends.sqlite._wait import Waiter
 from fluxqueue.message import Delivery, Message
-from fluxqueue.state import State
+from fluxqueue.state import State, initial_state
 
 __all__ = ["SQLiteBroker"]
 
@@ -67,13 +67,14 @@ class SQLiteBroker(Broker):
 
     # -- producing -------------------------------------------------------------------
 
-    async def enqueue(self, entries: Sequence[tuple[Message, State]]) -> None:
-        if not entries:
+    async def enqueue(self, messages: Sequence[Message], ttl: float | None = None) -> None:
+        if not messages:
             return
         now = time.time()
         rows = []
         states = []
-        for message, state in entries:
+        for message in messages:
+            state = initial_state(message, ttl)
             delayed = message.eta is not None and message.eta > now
             due = message.eta if delayed and message.eta is not None else now
             rows.append(

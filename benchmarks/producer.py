@@ -1,0 +1,90 @@
+"""Producer cost on Redis: CPU per enqueued task in this process, and Redis's own time.
+
+    python benchmarks/producer.py redis://127.0.0.1:PORT/0 one|bulk [N] [--profile]
+
+Enqueues N no-op tasks (default 10,000) one call at a time (``one``) or in one
+``enqueue_many`` (``bulk``, messages built with ``task.message()`` inside the timing), on a
+fresh key prefix, after a warm-up. Prints one JSON line: the rate, the producer's CPU time
+per task (``time.process_time``, which varies less than the rate on a shared machine) and
+Redis's time per task and per script call (``INFO commandstats`` after ``CONFIG
+RESETSTAT``; the server must be private to the run). With ``--profile``, prints the
+cProfile of the timed part (sorted by own time) instead. For before/after comparisons run
+it alternately from two checkouts (``PYTHONPATH=/path/to/old``), several times each.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import json
+import os
+import pstats
+import sys
+import time
+
+import redis
+
+from fluxqueue import FluxQueue
+
+
+def _script_usec(client: redis.Redis) -> tuple[float, int]:
+    stats = client.info("commandstats")
+    total, calls = 0.0, 0
+    for name in ("cmdstat_evalsha", "cmdstat_eval"):
+        if name in stats:
+            total += float(stats[name]["usec"])
+            calls += int(stats[name]["calls"])
+    return total, calls
+
+
+def main() -> None:
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    url, mode = args[0], args[1]
+    n = int(args[2]) if len(args) > 2 else 10_000
+    profile = "--profile" in sys.argv
+    prefix = f"bench{os.getpid()}"
+    sep = "&" if "?" in url else "?"
+    fq = FluxQueue(f"{url}{sep}prefix={prefix}")
+
+    @fq.task(name="noop")
+    def noop(ts: float) -> None: ...
+
+    client = redis.Redis.from_url(url)
+    for _ in range(200):  # warm-up: connections, script cache, encoder caches
+        noop.enqueue(0.0)
+    fq.enqueue_many([noop.message(0.0) for _ in range(500)])
+    client.config_resetstat()
+    profiler = cProfile.Profile() if profile else None
+    wall, cpu = time.perf_counter(), time.process_time()
+    if profiler is not None:
+        profiler.enable()
+    if mode == "one":
+        for _ in range(n):
+            noop.enqueue(0.0)
+    else:
+        fq.enqueue_many([noop.message(0.0) for _ in range(n)])
+    if profiler is not None:
+        profiler.disable()
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    usec, calls = _script_usec(client)
+    keys = client.keys(f"{{{prefix}}}:*")
+    for start in range(0, len(keys), 1000):
+        client.delete(*keys[start : start + 1000])
+    if profiler is not None:
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+        return
+    print(
+        json.dumps(
+            {
+                "mode": mode,
+                "n": n,
+                "rate": round(n / wall),
+                "cpu_us_per_task": round(cpu / n * 1e6, 2),
+                "redis_us_per_task": round(usec / n, 2),
+                "redis_us_per_call": round(usec / max(calls, 1), 2),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
