@@ -99,6 +99,7 @@ PROBE_TASKS = """
             "argv": sys.argv[1:],
             "handover_env": [k for k in os.environ if k.startswith("_FLUXQUEUE_START")],
             "serializers": get_plugin_manager().names("serializer"),
+            "warnoptions": sys.warnoptions,
         }
 """
 
@@ -110,7 +111,7 @@ def test_a_started_redis_worker_runs_without_click(tmp_path: Path, redis_url: st
     args = ["start", "-t", "probe_tasks", "-b", redis_url, "--log-level", "warning"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLUXQUEUE_", "_FLUXQUEUE"))}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fluxqueue.cli", *args],
+        [sys.executable, "-W", "ignore::DeprecationWarning", "-m", "fluxqueue.cli", *args],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
@@ -136,3 +137,4 @@ def test_a_started_redis_worker_runs_without_click(tmp_path: Path, redis_url: st
     assert found["argv"] == args  # the user's code sees the command line it was given
     assert found["handover_env"] == []  # not passed on to the tasks' own subprocesses
     assert "msgpack" in found["serializers"]  # plugins still come from entry points
+    assert found["warnoptions"] == ["ignore::DeprecationWarning"]  # interpreter flags kept

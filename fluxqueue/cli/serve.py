@@ -151,6 +151,8 @@ def hand_over(config: StartConfig) -> None:
 
 def main() -> NoReturn:
     """The worker process after the handover: configuration from :data:`HANDOVER_ENV`."""
+    if HANDOVER_ENV not in os.environ:
+        _fail("python -m fluxqueue.cli.worker is started by `fluxqueue start`; run that", 2)
     handover = json.loads(os.environ.pop(HANDOVER_ENV))
     sys.argv[:] = handover["argv"]
     sys.path[:] = handover["path"]
