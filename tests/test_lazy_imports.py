@@ -138,3 +138,18 @@ def test_a_started_redis_worker_runs_without_click(tmp_path: Path, redis_url: st
     assert found["handover_env"] == []  # not passed on to the tasks' own subprocesses
     assert "msgpack" in found["serializers"]  # plugins still come from entry points
     assert found["warnoptions"] == ["ignore::DeprecationWarning"]  # interpreter flags kept
+    # No distribution's METADATA was parsed (plugin versions are read for `fluxqueue plugins`
+    # only, and redis-py is told its version), unless redis-py itself does it on import.
+    if "email.parser" not in _modules_after("import redis"):
+        assert "email.parser" not in modules
+
+
+def test_redis_connections_send_the_version_redis_py_would_look_up() -> None:
+    import redis
+    from redis.utils import get_lib_version
+
+    from fluxqueue.backends.redis.connection import _LIB_INFO
+
+    info = _LIB_INFO.get("driver_info")
+    version = _LIB_INFO["lib_version"] if info is None else info.lib_version
+    assert version == redis.__version__ == get_lib_version()
