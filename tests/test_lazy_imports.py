@@ -2,15 +2,21 @@
 
 A worker process pays in resident memory for every module it imports, so modules a
 process does not use (the SQLite backend in a Redis worker, the pickle serializer, ctypes
-for interrupting threads) stay out of it. These tests pin that as a design property.
+for interrupting threads, click and the other commands in a ``fluxqueue start`` worker)
+stay out of it. These tests pin that as a design property.
 """
 
+import os
+import signal
 import subprocess
 import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 
 import fluxqueue
+from fluxqueue.app import FluxQueue
 
 
 def _modules_after(code: str) -> set[str]:
@@ -67,3 +73,83 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
         fluxqueue.Nope  # noqa: B018
     with pytest.raises(ImportError):
         exec("from fluxqueue import Nope")
+
+
+def test_the_cli_package_and_the_worker_entry_point_do_not_import_click() -> None:
+    modules = _modules_after("import fluxqueue.cli, fluxqueue.cli.serve, fluxqueue.cli.worker")
+    assert "click" not in modules
+    assert "fluxqueue.cli.commands" not in modules
+    assert "fluxqueue.cli.commands" in _modules_after("from fluxqueue.cli import cli")
+
+
+PROBE_TASKS = """
+    import os
+    import sys
+
+    from fluxqueue import FluxQueue
+    from fluxqueue.plugins import get_plugin_manager
+
+    fq = FluxQueue()
+
+    @fq.task(name="probe")
+    def probe() -> dict:
+        return {
+            "pid": os.getpid(),
+            "modules": sorted(sys.modules),
+            "argv": sys.argv[1:],
+            "handover_env": [k for k in os.environ if k.startswith("_FLUXQUEUE_START")],
+            "serializers": get_plugin_manager().names("serializer"),
+            "warnoptions": sys.warnoptions,
+        }
+"""
+
+
+def test_a_started_redis_worker_runs_without_click(tmp_path: Path, redis_url: str) -> None:
+    """``fluxqueue start`` hands its process (same pid) over to a worker that never loaded
+    click, the other commands, or what click's parsing pulls in (difflib)."""
+    (tmp_path / "probe_tasks.py").write_text(textwrap.dedent(PROBE_TASKS))
+    args = ["start", "-t", "probe_tasks", "-b", redis_url, "--log-level", "warning"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLUXQUEUE_", "_FLUXQUEUE"))}
+    proc = subprocess.Popen(
+        [sys.executable, "-W", "ignore::DeprecationWarning", "-m", "fluxqueue.cli", *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        fq = FluxQueue(redis_url)
+        found = fq.enqueue("probe").result(timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, output
+    modules = set(found["modules"])
+    assert found["pid"] == proc.pid  # the same process: a supervisor's signals reach it
+    assert {m for m in modules if m == "click" or m.startswith("click.")} == set()
+    assert modules & {"difflib", "fluxqueue.cli.commands", "fluxqueue.cli.options"} == set()
+    assert {"fluxqueue.backends.redis", "fluxqueue.cli.serve"} <= modules
+    assert "fluxqueue.backends.sqlite" not in modules
+    assert found["argv"] == args  # the user's code sees the command line it was given
+    assert found["handover_env"] == []  # not passed on to the tasks' own subprocesses
+    assert "msgpack" in found["serializers"]  # plugins still come from entry points
+    assert found["warnoptions"] == ["ignore::DeprecationWarning"]  # interpreter flags kept
+    # No distribution's METADATA was parsed (plugin versions are read for `fluxqueue plugins`
+    # only, and redis-py is told its version), unless redis-py itself does it on import.
+    if "email.parser" not in _modules_after("import redis"):
+        assert "email.parser" not in modules
+
+
+def test_redis_connections_send_the_version_redis_py_would_look_up() -> None:
+    import redis
+    from redis.utils import get_lib_version
+
+    from fluxqueue.backends.redis.connection import _LIB_INFO
+
+    info = _LIB_INFO.get("driver_info")
+    version = _LIB_INFO["lib_version"] if info is None else info.lib_version
+    assert version == redis.__version__ == get_lib_version()

@@ -1,44 +1,30 @@
-"""The ``fluxqueue`` command line. Each command group lives in its own module."""
+"""The ``fluxqueue`` command line. Each command group lives in its own module.
+
+This package imports nothing heavy: ``fluxqueue start`` hands over to a worker process
+(:mod:`fluxqueue.cli.serve`) that must not load click, so the click group is in
+:mod:`fluxqueue.cli.commands` and imported only when the command line is parsed.
+"""
 
 from __future__ import annotations
 
-import logging
-import sys
+from typing import TYPE_CHECKING, Any
 
-import click
+if TYPE_CHECKING:
+    from fluxqueue.cli.commands import cli
 
-from fluxqueue import __version__
-from fluxqueue.cli.plugins import plugins_command
-from fluxqueue.cli.queue_commands import dead_group, info_command, purge_command
-from fluxqueue.cli.start import start_command
-from fluxqueue.cli.task_commands import (
-    abort_command,
-    enqueue_command,
-    result_command,
-    status_command,
-)
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "-V", "--version", prog_name="fluxqueue")
-def cli() -> None:
-    """fluxqueue: a Python task queue with pluggable backends."""
-
-
-cli.add_command(plugins_command)
-for _command in (
-    start_command,
-    enqueue_command,
-    status_command,
-    result_command,
-    abort_command,
-    info_command,
-    dead_group,
-    purge_command,
-):
-    cli.add_command(_command)
+__all__ = ["cli", "main"]
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    sys.exit(cli.main(standalone_mode=True))
+    """The ``fluxqueue`` console script and ``python -m fluxqueue.cli``."""
+    from fluxqueue.cli import commands
+
+    commands.main()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "cli":
+        from fluxqueue.cli.commands import cli
+
+        return cli
+    raise AttributeError(f"module 'fluxqueue.cli' has no attribute {name!r}")

@@ -68,6 +68,7 @@ class PluginManager:
         self._loaded = False
         self._components: dict[Kind, dict[str, _Component]] | None = None
         self._conflicts: dict[tuple[Kind, str], list[str]] = {}
+        self._dists: dict[str, Any] = {}  # entry-point plugin name -> its Distribution
 
     @property
     def hook(self) -> Any:
@@ -86,13 +87,11 @@ class PluginManager:
                 if ep.value in seen:
                     continue
                 seen.add(ep.value)
-                dist = getattr(ep, "dist", None)
-                info = PluginInfo(
-                    name=ep.name,
-                    module=ep.value,
-                    distribution=dist.metadata["Name"] if dist else None,
-                    version=dist.version if dist else None,
-                )
+                info = PluginInfo(name=ep.name, module=ep.value)
+                # Read by infos() only: a distribution's name and version come from its
+                # METADATA file, whose parsing loads the email parser (and keeps it
+                # loaded) in every worker process, which never shows them.
+                self._dists[info.name] = getattr(ep, "dist", None)
                 try:
                     plugin = ep.load()
                 except Exception as exc:
@@ -111,6 +110,7 @@ class PluginManager:
         self.load()
         name = name or getattr(plugin, "__name__", None) or f"{type(plugin).__name__}-{id(plugin)}"
         with self._lock:
+            self._dists.pop(name, None)
             self._add(plugin, PluginInfo(name=name, module=repr(plugin)))
         return name
 
@@ -119,6 +119,7 @@ class PluginManager:
             if self.pm.get_plugin(name) is not None:
                 self.pm.unregister(name=name)
             self._infos.pop(name, None)
+            self._dists.pop(name, None)
             self._components = None
 
     def _add(self, plugin: object, info: PluginInfo) -> None:
@@ -238,7 +239,14 @@ class PluginManager:
 
     def infos(self) -> list[PluginInfo]:
         self._build()
-        return list(self._infos.values())
+        with self._lock:
+            for name, dist in list(self._dists.items()):
+                info = self._infos.get(name)
+                if info is not None and dist is not None:
+                    info.distribution = dist.metadata["Name"]
+                    info.version = dist.version
+                del self._dists[name]
+            return list(self._infos.values())
 
     # -- observers -------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from fluxqueue.cli import cli
+from fluxqueue.cli import cli, serve
 from fluxqueue.cli.discovery import discover, module_name_for
 from fluxqueue.cli.options import broker_options, broker_url_from, split_values
 from fluxqueue.cli.start import StartConfig
@@ -193,3 +193,18 @@ def test_discovery_honours_all(in_tmp: Path) -> None:
     assert [t.task_name for t in found.tasks] == ["shown"]
     # The worker still runs every task its app knows (hidden is registered).
     assert set(found.app.tasks) == {"shown", "hidden"}
+
+
+def test_no_handover_in_process_or_under_a_tracer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``cli`` invoked from Python (CliRunner, an embedding app) serves in its own process,
+    and so does a command line run under a debugger, profiler or coverage tracer."""
+    assert not serve.can_hand_over()
+    monkeypatch.setattr(serve, "STANDALONE", True)
+    if sys.gettrace() is None and sys.getprofile() is None:  # not when the suite is traced
+        assert serve.can_hand_over()
+    previous = sys.gettrace()
+    sys.settrace(lambda *args: None)
+    try:
+        assert not serve.can_hand_over()
+    finally:
+        sys.settrace(previous)
