@@ -8,7 +8,7 @@ Every library talks to one private ``redis-server`` that this script starts on a
 (never the shared 6379) and stops at the end, even on failure or Ctrl-C. Each peer runs in
 its own virtualenv under ``benchmarks/.venv-peers/`` (created on first use from
 ``requirements-peers.txt``), with one worker process and concurrency 16. Every workload is
-repeated and reported as the median. Results: a markdown table on stdout and in
+repeated (the rounds interleaved across libraries) and reported as the median. Results: a markdown table on stdout and in
 ``benchmarks/results.md``, ``benchmarks/results.json``, and ``docs/benchmarks.png``.
 """
 
@@ -392,21 +392,23 @@ def _median(values: list[float | str]) -> float | str:
     return values[0] if values else "not run"
 
 
-def run_library(runner: Runner, repeat: int) -> dict[str, Any]:
-    samples: dict[str, list[float | str]] = {w: [] for w in WORKLOADS}
-    for i in range(repeat):
-        log(f"  {runner.name}: round {i + 1}/{repeat}")
-        samples["enqueue_one"].append(runner.enqueue("enqueue_one"))
-        samples["enqueue_bulk"].append(runner.enqueue("enqueue_bulk"))
-        samples["drain_noop"].append(runner.drain("noop", runner.n["noop"]))
-        samples["drain_async_noop"].append(runner.drain("anoop", runner.n["noop"]))
-        samples["drain_async_sleep"].append(runner.drain("asleep", runner.n["sleep"]))
-        samples["drain_sync_sleep"].append(runner.drain("ssleep", runner.n["sleep"]))
-        p50, p99, rss = runner.latency()
-        samples["latency_p50"].append(p50)
-        samples["latency_p99"].append(p99)
-        samples["idle_rss"].append(rss)
-        log("    " + ", ".join(f"{k}={_short(v[-1])}" for k, v in samples.items()))
+def run_round(runner: Runner, samples: dict[str, list[float | str]], label: str) -> None:
+    """One round of every workload for one library, appended to ``samples``."""
+    log(f"  {runner.name}: round {label}")
+    samples["enqueue_one"].append(runner.enqueue("enqueue_one"))
+    samples["enqueue_bulk"].append(runner.enqueue("enqueue_bulk"))
+    samples["drain_noop"].append(runner.drain("noop", runner.n["noop"]))
+    samples["drain_async_noop"].append(runner.drain("anoop", runner.n["noop"]))
+    samples["drain_async_sleep"].append(runner.drain("asleep", runner.n["sleep"]))
+    samples["drain_sync_sleep"].append(runner.drain("ssleep", runner.n["sleep"]))
+    p50, p99, rss = runner.latency()
+    samples["latency_p50"].append(p50)
+    samples["latency_p99"].append(p99)
+    samples["idle_rss"].append(rss)
+    log("    " + ", ".join(f"{k}={_short(v[-1])}" for k, v in samples.items()))
+
+
+def summary(samples: dict[str, list[float | str]]) -> dict[str, Any]:
     return {"median": {k: _median(v) for k, v in samples.items()}, "samples": samples}
 
 
@@ -466,6 +468,7 @@ def main() -> int:
     try:
         redis = RedisServer(workdir)
         own = fluxqueue_venv() if any(LIBS[name][1] == "fluxqueue" for name in names) else None
+        runners: list[Runner] = []
         for name in names:
             _module, venv, _ = LIBS[name]
             python = own if venv == "fluxqueue" else ensure_venv(venv)
@@ -474,11 +477,19 @@ def main() -> int:
                 continue
             log(f"{name}: {python}")
             counts = {k: min(v, CAPS.get(name, {}).get(k, v)) for k, v in n.items()}
-            runner = Runner(name, python, redis, workdir, counts)
-            entry = run_library(runner, repeat)
-            entry["versions"] = versions(python, DISTS[name])
-            entry["counts"] = counts
-            results["libraries"][name] = entry
+            runners.append(Runner(name, python, redis, workdir, counts))
+        # Rounds are interleaved (round 1 of every library, then round 2...): this machine
+        # drifts between quiet and busy spells, and a library whose rounds all fell in one
+        # spell would be compared with another measured in a different one.
+        samples = {r.name: {w: [] for w in WORKLOADS} for r in runners}
+        for i in range(repeat):
+            for runner in runners:
+                run_round(runner, samples[runner.name], f"{i + 1}/{repeat}")
+        for runner in runners:
+            entry = summary(samples[runner.name])
+            entry["versions"] = versions(runner.python, DISTS[runner.name])
+            entry["counts"] = runner.n
+            results["libraries"][runner.name] = entry
     finally:
         cleanup()
         if not os.environ.get("BENCH_KEEP"):

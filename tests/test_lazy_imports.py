@@ -83,6 +83,7 @@ def test_the_cli_package_and_the_worker_entry_point_do_not_import_click() -> Non
 
 
 PROBE_TASKS = """
+    import asyncio
     import os
     import sys
 
@@ -92,8 +93,9 @@ PROBE_TASKS = """
     fq = FluxQueue()
 
     @fq.task(name="probe")
-    def probe() -> dict:
+    async def probe() -> dict:
         return {
+            "selector": type(asyncio.get_running_loop()._selector).__name__,
             "pid": os.getpid(),
             "modules": sorted(sys.modules),
             "argv": sys.argv[1:],
@@ -130,6 +132,8 @@ def test_a_started_redis_worker_runs_without_click(tmp_path: Path, redis_url: st
     assert proc.returncode == 0, output
     modules = set(found["modules"])
     assert found["pid"] == proc.pid  # the same process: a supervisor's signals reach it
+    if sys.platform == "linux":  # the worker's own event loop (fluxqueue.worker.loop)
+        assert found["selector"] == "PreciseEpollSelector"
     assert {m for m in modules if m == "click" or m.startswith("click.")} == set()
     assert modules & {"difflib", "fluxqueue.cli.commands", "fluxqueue.cli.options"} == set()
     assert {"fluxqueue.backends.redis", "fluxqueue.cli.serve"} <= modules
