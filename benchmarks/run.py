@@ -8,8 +8,9 @@ Every library talks to one private ``redis-server`` that this script starts on a
 (never the shared 6379) and stops at the end, even on failure or Ctrl-C. Each peer runs in
 its own virtualenv under ``benchmarks/.venv-peers/`` (created on first use from
 ``requirements-peers.txt``), with one worker process and concurrency 16. Every workload is
-repeated (the rounds interleaved across libraries) and reported as the median. Results: a markdown table on stdout and in
-``benchmarks/results.md``, ``benchmarks/results.json``, and ``docs/benchmarks.png``.
+repeated (the rounds interleaved across libraries) and reported as the median. Results: a
+markdown table on stdout and in ``benchmarks/results.md``, ``benchmarks/results.json``,
+and ``docs/benchmarks.png``.
 """
 
 from __future__ import annotations

@@ -59,8 +59,8 @@ def cli_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except FluxQueueError as exc:
-            raise CliError(str(exc)) from None
+        except FluxQueueError as exc:  # StartError says which exit status it needs
+            raise CliError(str(exc), exit_code=getattr(exc, "exit_code", EXIT_ERROR)) from None
         except OSError as exc:  # a file or socket the user named, e.g. a read-only database
             raise CliError(f"{type(exc).__name__}: {exc}") from None
         except KeyboardInterrupt:

@@ -69,7 +69,7 @@ HANDOVER_ENV = "_FLUXQUEUE_START"
 STANDALONE = False
 
 
-class StartError(Exception):
+class StartError(FluxQueueError):
     """A start-up problem: one line on stderr, then ``exit_code``."""
 
     def __init__(self, message: str, exit_code: int = 1) -> None:

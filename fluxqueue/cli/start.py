@@ -10,10 +10,6 @@ line.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from typing import Any, TypeVar
-
 import click
 
 from fluxqueue._url import mask_url
@@ -27,26 +23,11 @@ from fluxqueue.cli.options import (
     split_values,
     tasks_module_option,
 )
-from fluxqueue.cli.serve import StartConfig, StartError
+from fluxqueue.cli.serve import StartConfig
 from fluxqueue.cli.supervisor import Supervisor
 from fluxqueue.worker.runtime import DEFAULT_CONCURRENCY
 
 __all__ = ["StartConfig", "start_command"]
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def start_errors(fn: F) -> F:
-    """A :class:`~fluxqueue.cli.serve.StartError` becomes a :class:`CliError` (one line)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except StartError as exc:
-            raise CliError(exc.message, exit_code=exc.exit_code) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 @click.command("start")
@@ -129,7 +110,6 @@ def start_errors(fn: F) -> F:
 )
 @click.pass_context
 @cli_errors
-@start_errors
 def start_command(
     ctx: click.Context,
     module_paths: tuple[str, ...],
