@@ -59,6 +59,21 @@ async def put(broker: Broker, *messages: Message) -> None:
     await broker.enqueue(messages, 60)
 
 
+async def lease_one(broker: Broker) -> tuple[Message, Delivery]:
+    """Enqueue a fresh message on queue ``q`` and lease it."""
+    message = msg()
+    await put(broker, message)
+    (delivery,) = await broker.fetch(["q"], 1, 1.0)
+    return message, delivery
+
+
+async def stored_state(broker: Broker, task_id: str) -> State:
+    """The state the broker holds for ``task_id``, which must have one."""
+    state = await broker.get_state(task_id)
+    assert state is not None, f"the broker has no state for {task_id}"
+    return state
+
+
 def done(message: Message, status: str = "SUCCESS", result: bytes = b"") -> State:
     return encode_state(status, message, ttl=60, result=result)
 
@@ -80,15 +95,15 @@ class BrokerContract:
         async def scenario() -> None:
             m = msg()
             await put(broker, m)
-            state = await broker.get_state(m.id)
-            assert state is not None and state.status == "PENDING"
+            state = await stored_state(broker, m.id)
+            assert state.status == "PENDING"
             got = await broker.fetch(["q"], 10, 1.0)
             assert [d.task_id for d in got] == [m.id]
             assert Message.decode(got[0].data) == m
             assert got[0].queue == "q"
             await broker.ack(got[0], done(m, result=b"42"))
-            state = await broker.get_state(m.id)
-            assert state is not None and state.status == "SUCCESS"
+            state = await stored_state(broker, m.id)
+            assert state.status == "SUCCESS"
             assert state.data.endswith(b"\n42")
             assert await broker.fetch(["q"], 10, 0) == []
 
@@ -108,11 +123,11 @@ class BrokerContract:
                 started=[(c.id, running)],
             )
             for m, result in ((a, b"\n1"), (b, b"\n2")):
-                state = await broker.get_state(m.id)
-                assert state is not None and state.status == "SUCCESS"
+                state = await stored_state(broker, m.id)
+                assert state.status == "SUCCESS"
                 assert state.data.endswith(result)
-            state = await broker.get_state(c.id)
-            assert state is not None and state.status == "STARTED"
+            state = await stored_state(broker, c.id)
+            assert state.status == "STARTED"
             await broker.ack_many([])  # nothing to do is fine
             await asyncio.sleep(1.0)  # every lease expired: only the un-acked one comes back
             again = await broker.fetch(["q"], 10, 1.0)
@@ -251,29 +266,25 @@ class BrokerContract:
             now, later = msg(priority=1), msg(queue="other", eta=time.time() + 3600)
             await put(broker, now, later)
             for m, status in ((now, "PENDING"), (later, "SCHEDULED")):
-                state = await broker.get_state(m.id)
-                assert state is not None
+                state = await stored_state(broker, m.id)
                 assert (state.status, state.data) == (status, initial_state(m, 60).data)
 
         run(scenario())
 
     def test_enqueue_again_starts_the_state_over(self, broker: Broker) -> None:
         async def scenario() -> None:
-            m = msg()
-            await put(broker, m)
-            (d,) = await broker.fetch(["q"], 1, 1.0)
+            m, d = await lease_one(broker)
             await broker.ack(d, done(m, "FAILURE"))
             again = replace(m, body=b"[[3],{}]")
             await put(broker, again)
-            state = await broker.get_state(m.id)
-            assert state is not None
+            state = await stored_state(broker, m.id)
             assert (state.status, state.data) == ("PENDING", initial_state(again, 60).data)
             aborted = msg()
             await put(broker, aborted)
             assert await broker.abort(aborted.id) == "aborted"
             await put(broker, aborted)
-            state = await broker.get_state(aborted.id)
-            assert state is not None and state.status == "PENDING"
+            state = await stored_state(broker, aborted.id)
+            assert state.status == "PENDING"
             assert [x.task_id for x in await broker.fetch(["q"], 10, 1.0)] == [m.id, aborted.id]
 
         run(scenario())
@@ -284,8 +295,8 @@ class BrokerContract:
         async def scenario() -> float:
             m = msg(eta=time.time() + 0.5)
             await put(broker, m)
-            state = await broker.get_state(m.id)
-            assert state is not None and state.status == "SCHEDULED"
+            state = await stored_state(broker, m.id)
+            assert state.status == "SCHEDULED"
             assert await broker.fetch(["q"], 1, 0) == []
             start = time.monotonic()
             got = await broker.fetch(["q"], 1, 5.0)
@@ -344,13 +355,11 @@ class BrokerContract:
 
     def test_requeue_for_retry(self, broker: Broker) -> None:
         async def scenario() -> None:
-            m = msg()
-            await put(broker, m)
-            (d,) = await broker.fetch(["q"], 1, 1.0)
+            m, d = await lease_one(broker)
             retry = replace(m, attempt=1, eta=time.time() + 0.3)
             await broker.requeue(d, retry, encode_state("RETRYING", retry, ttl=60))
-            state = await broker.get_state(m.id)
-            assert state is not None and state.status == "RETRYING"
+            state = await stored_state(broker, m.id)
+            assert state.status == "RETRYING"
             assert await broker.fetch(["q"], 1, 0) == []
             (again,) = await broker.fetch(["q"], 1, 5.0)
             assert Message.decode(again.data).attempt == 1
@@ -359,9 +368,7 @@ class BrokerContract:
 
     def test_requeue_without_delay_is_ready_at_once(self, broker: Broker) -> None:
         async def scenario() -> None:
-            m = msg()
-            await put(broker, m)
-            (d,) = await broker.fetch(["q"], 1, 1.0)
+            m, d = await lease_one(broker)
             await broker.requeue(d, m, initial_state(m, 60))
             assert [x.task_id for x in await broker.fetch(["q"], 1, 1.0)] == [m.id]
 
@@ -394,8 +401,8 @@ class BrokerContract:
     def test_state_expires_after_its_ttl(self, broker: Broker) -> None:
         async def scenario() -> None:
             await broker.set_state("x", State("SUCCESS", b"{}\n", ttl=0.3))
-            state = await broker.get_state("x")
-            assert state is not None and state.status == "SUCCESS"
+            state = await stored_state(broker, "x")
+            assert state.status == "SUCCESS"
             await asyncio.sleep(1.2)
             assert await broker.get_state("x") is None
             assert await broker.get_state("never-seen") is None
@@ -436,8 +443,8 @@ class BrokerContract:
             assert await broker.abort(ready.id) == "aborted"
             assert await broker.abort(later.id) == "aborted"
             for m in (ready, later):
-                state = await broker.get_state(m.id)
-                assert state is not None and state.status == "ABORTED"
+                state = await stored_state(broker, m.id)
+                assert state.status == "ABORTED"
             assert await broker.promote_scheduled() == 0
             assert await broker.fetch(["q"], 10, 0) == []
 
@@ -482,8 +489,8 @@ class BrokerContract:
             assert {x.task_id for x in letters} == {m1.id, m2.id}
             assert all(x.reason == "ValueError: boom" and x.queue == "q" for x in letters)
             assert Message.decode(next(x for x in letters if x.task_id == m1.id).data) == m1
-            state = await broker.get_state(m1.id)
-            assert state is not None and state.status == "FAILURE"
+            state = await stored_state(broker, m1.id)
+            assert state.status == "FAILURE"
             assert await broker.dead_letters("other") == []
             assert await broker.remove_dead("q", [m1.id]) == 1
             assert [x.task_id for x in await broker.dead_letters("q")] == [m2.id]

@@ -12,6 +12,7 @@ import copy
 import os
 import time
 from dataclasses import replace
+from typing import Any
 
 import pytest
 import redis
@@ -22,6 +23,7 @@ from fluxqueue.backends.redis.broker import ENQUEUE_CHUNK
 from fluxqueue.errors import BrokerConnectionError
 from fluxqueue.message import Message
 from fluxqueue.state import State, initial_state
+from fluxqueue.task import Sender
 from tests.redis_server import RedisServer, free_port
 
 
@@ -32,6 +34,12 @@ def make_app(url: str, **kw: object) -> FluxQueue:
     def t(i: int) -> None: ...
 
     return fq
+
+
+def app_and_task(url: str, **kw: object) -> tuple[FluxQueue, Sender[..., Any]]:
+    """``make_app`` and its task ``t``, as a producer without the function sees it."""
+    fq = make_app(url, **kw)
+    return fq, fq.named("t")
 
 
 def fetch_ids(fq: FluxQueue, queue: str, count: int = 100) -> list[str]:
@@ -71,8 +79,7 @@ def test_a_minted_message_sent_twice_is_stored_once(redis_url: str, client: redi
 
 
 def test_mixed_batch_keeps_replacement_priority_fifo_and_delays(redis_url: str) -> None:
-    fq = make_app(redis_url)
-    t = fq.named("t")
+    fq, t = app_and_task(redis_url)
     custom = t.options(task_id="job-1", priority=Priority.LOW).message(0)
     fq.enqueue_many([custom])
     plain = [t.message(i) for i in range(3)]
@@ -94,8 +101,7 @@ def test_single_and_batched_enqueues_share_priority_fifo_and_records(
     redis_url: str, client: redis.Redis
 ) -> None:
     """task.enqueue() of a fresh, ready message takes the script's one-message branch."""
-    fq = make_app(redis_url, result_ttl=60)
-    t = fq.named("t")
+    fq, t = app_and_task(redis_url, result_ttl=60)
     a = t.enqueue(1)
     b, c = fq.enqueue_many([t.message(2), t.message(3)])
     d = t.options(priority=Priority.HIGH).enqueue(4)
@@ -138,8 +144,7 @@ def test_enqueue_writes_no_state_and_keeps_the_ttl_with_the_message(
 def test_status_of_queued_scheduled_reenqueued_and_aborted_tasks(
     redis_url: str, client: redis.Redis
 ) -> None:
-    fq = make_app(redis_url, result_ttl=60)
-    t = fq.named("t")
+    fq, t = app_and_task(redis_url, result_ttl=60)
     queued = t.enqueue(1)
     scheduled = t.options(delay=60).enqueue(2)
     assert (queued.status(), scheduled.status()) == ("PENDING", "SCHEDULED")
