@@ -102,8 +102,9 @@ def test_supervisor_restarts_a_killed_worker_and_every_task_completes(
     ids = [project.enqueue("nap", "--args", "[0.4]") for _ in range(8)]
     supervisor = project.start("-t", "jobs", "-w", "2", "-c", "1", "--shutdown-timeout", "5")
     supervisor.wait_for("serving default", count=2)
-    supervisor.wait_for("] started (attempt 1)")
     victim = int(re.findall(r"worker process 1 started \(pid (\d+)\)", supervisor.output)[0])
+    # Its own first task (0.4 s) has started: the other worker's may start sooner.
+    supervisor.wait_for(f"[{victim}] fluxqueue.worker: nap[")
     os.kill(victim, signal.SIGKILL)  # mid-task: its lease expires and the task runs again
     supervisor.wait_for("was killed by SIGKILL")
     supervisor.wait_for("worker process 1 started", count=2)
