@@ -63,6 +63,7 @@ class RedisServer:
         directory: str | Path | None = None,
         cluster: bool = False,
         password: str | None = None,
+        tls: bool = False,
     ) -> None:
         # A cluster node also listens on port + 10000 (the cluster bus).
         self.port = port or free_port(also_free=10000 if cluster else None)
@@ -74,7 +75,14 @@ class RedisServer:
             ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"] if cluster else []
         )
         self.password = password
+        #: With ``tls``, a second port speaks TLS with a certificate for 127.0.0.1 signed by
+        #: a throwaway CA (``ca_file``); the plain port stays for set-up and checks.
+        self.tls_port = free_port() if tls else None
         self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def ca_file(self) -> Path:
+        return self.dir / "ca.pem"
 
     @property
     def host(self) -> str:
@@ -105,10 +113,35 @@ class RedisServer:
             args += ["--unixsocket", self.unix_socket, "--unixsocketperm", "700"]
         if self.password:
             args += ["--requirepass", self.password]
+        if self.tls_port:
+            self._make_certificates()
+            args += [
+                "--tls-port", str(self.tls_port),
+                "--tls-cert-file", str(self.dir / "server.pem"),
+                "--tls-key-file", str(self.dir / "server.key"),
+                "--tls-ca-cert-file", str(self.ca_file),
+                "--tls-auth-clients", "no",
+            ]  # fmt: skip
         args += self.extra
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self._wait_ready()
         return self
+
+    def _make_certificates(self) -> None:
+        if (self.dir / "server.pem").exists():
+            return
+
+        def openssl(*args: str) -> None:
+            subprocess.run(["openssl", *args], cwd=self.dir, check=True, capture_output=True)
+
+        subject = ["-nodes", "-newkey", "rsa:2048", "-days", "2", "-subj"]
+        openssl("req", "-x509", *subject, "/CN=fluxqueue test CA", "-keyout", "ca.key",
+                "-out", "ca.pem")  # fmt: skip
+        openssl("req", *subject, "/CN=127.0.0.1", "-keyout", "server.key", "-out", "server.csr")
+        (self.dir / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+        signing = ["-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2"]
+        openssl("x509", "-req", "-in", "server.csr", *signing, "-out", "server.pem",
+                "-extfile", "san.ext")  # fmt: skip
 
     def _wait_ready(self, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout

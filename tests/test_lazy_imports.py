@@ -148,12 +148,13 @@ def test_a_started_redis_worker_runs_without_click(tmp_path: Path, redis_url: st
         assert "email.parser" not in modules
 
 
-def test_redis_connections_send_the_version_redis_py_would_look_up() -> None:
+def test_redis_cluster_connections_send_the_version_redis_py_would_look_up() -> None:
     import redis
     from redis.utils import get_lib_version
 
-    from fluxqueue.backends.redis.connection import _LIB_INFO
+    from fluxqueue.backends.redis.connection import redis_py_info
 
-    info = _LIB_INFO.get("driver_info")
-    version = _LIB_INFO["lib_version"] if info is None else info.lib_version
+    found = redis_py_info()
+    info = found.get("driver_info")
+    version = found["lib_version"] if info is None else info.lib_version
     assert version == redis.__version__ == get_lib_version()

@@ -18,12 +18,9 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
-
-from redis import exceptions as rex
-from redis.exceptions import NoScriptError
 
 from fluxqueue.backends.base import (
     AbortOutcome,
@@ -38,6 +35,7 @@ from fluxqueue.backends.redis.connection import Clients, translate_errors
 from fluxqueue.backends.redis.keys import Keys
 from fluxqueue.backends.redis.resp import bulk, pack, raw
 from fluxqueue.backends.redis.scripts import script
+from fluxqueue.backends.redis.wire import BlockingConnection, ReplyError
 from fluxqueue.errors import BrokerError, MessageError
 from fluxqueue.message import Delivery, Message
 from fluxqueue.state import State, initial_state
@@ -251,9 +249,25 @@ class RedisBroker(Broker):
             raise asyncio.CancelledError()
 
     async def _run(self, name: str, args: list[Any]) -> Any:
+        """Run script ``name`` on a pooled connection (on a cluster, redis-py's client)."""
+        if self.config.cluster:
+            with self._errors():
+                client = self._clients.cluster()
+                return await script(name).on_cluster(
+                    client, [self.keys.route], [self.keys.base, *args]
+                )
+        return await self._eval(self._clients.call, name, args)
+
+    async def _command(self, *args: Any) -> Any:
+        """One plain command, on a pooled connection or the cluster."""
         with self._errors():
-            client = self._clients.get()
-            return await script(name)(client, [self.keys.route], [self.keys.base, *args])
+            if self.config.cluster:
+                return await self._clients.cluster().execute_command(*args)
+            (reply,) = await self._clients.call([pack(args)])
+        if isinstance(reply, ReplyError):
+            with self._errors():
+                raise reply
+        return reply
 
     # -- producing -------------------------------------------------------------------
 
@@ -268,11 +282,11 @@ class RedisBroker(Broker):
             await self._pipelined("enqueue", chunks[1:])
 
     def enqueue_sync(self, messages: Sequence[Message], ttl: float | None = None) -> None:
-        """Enqueue on redis-py's blocking connections, without the bridge thread's hop.
+        """Enqueue on a blocking connection (``wire.BlockingConnection``), without the bridge
+        thread's hop.
 
         The script call is packed here (see ``_packed_chunks``) and written to a connection
-        held by this process's :class:`SyncClient`, skipping redis-py's per-command
-        machinery while keeping its connections (AUTH, SELECT, TLS, unix sockets). A bulk
+        this process's ``SyncConnections`` lends to the calling thread. A bulk
         enqueue overlaps the work: chunk N+1 is encoded while Redis runs chunk N, and each
         reply is read before the next chunk goes out, so chunks land in order and a
         ``NOSCRIPT`` is answered with ``EVAL`` of the same chunk. A connection that broke
@@ -331,12 +345,11 @@ class RedisBroker(Broker):
             assert sent is not None
             self._reply(connection, heads, sent, retried)
         except BaseException as exc:
-            if isinstance(exc, rex.ResponseError):  # the reply was read: the connection is sound
-                sync.checkin(connection)
-            else:  # redis-py closed it, or a reply is still on its way: not reusable
-                sync.discard(connection)
+            if not isinstance(exc, ReplyError):  # a reply may still be on its way
+                connection.close()
             raise
-        sync.checkin(connection)
+        finally:
+            sync.checkin(connection)
 
     @staticmethod
     def _request(head: bytes, chunk: list[_Group], fresh: bool) -> bytes:
@@ -355,23 +368,23 @@ class RedisBroker(Broker):
 
     def _send(
         self,
-        connection: Any,
+        connection: BlockingConnection,
         head: bytes,
         chunk: list[_Group],
         retried: bool,
     ) -> bool:
         try:
-            connection.send_packed_command([self._request(head, chunk, not retried)])
-        except rex.ConnectionError:
+            connection.send(self._request(head, chunk, not retried))
+        except ConnectionError:
             if retried:
                 raise
-            connection.send_packed_command([self._request(head, chunk, False)])  # reconnects
+            connection.send(self._request(head, chunk, False))  # reconnects
             return True
         return retried
 
     def _reply(
         self,
-        connection: Any,
+        connection: BlockingConnection,
         heads: tuple[bytes, bytes],
         chunk: list[_Group],
         retried: bool,
@@ -379,33 +392,40 @@ class RedisBroker(Broker):
         """Read the reply to ``chunk``; answer NOSCRIPT with EVAL, a broken connection
         (once per call) with the chunk sent again. Returns whether the retry is spent."""
         try:
-            connection.read_response()
-        except rex.NoScriptError:  # nothing ran: the fresh claims still hold
-            connection.send_packed_command([self._request(heads[1], chunk, not retried)])
-            connection.read_response()
-        except rex.ConnectionError:
+            reply = connection.read()
+        except ConnectionError:
             if retried:
                 raise
-            connection.send_packed_command([self._request(heads[0], chunk, False)])
+            connection.send(self._request(heads[0], chunk, False))
             self._reply(connection, heads, chunk, True)
             return True
+        if isinstance(reply, ReplyError):
+            if not reply.noscript:
+                raise reply
+            # nothing ran: the fresh claims still hold
+            connection.send(self._request(heads[1], chunk, not retried))
+            reply = connection.read()
+            if isinstance(reply, ReplyError):
+                raise reply
         return retried
 
     async def _pipelined(self, name: str, calls: list[list[Any]]) -> None:
-        code = script(name)
         if self.config.cluster:
             # redis-py refuses scripts in cluster pipelines; concurrent calls overlap instead.
             await asyncio.gather(*(self._run(name, args) for args in calls))
             return
+        code = script(name)
+        head = [self.keys.route]
         with self._errors():
-            client = self._clients.get()
-            pipe = client.pipeline(transaction=False)
-            for args in calls:
-                code.queue_in(pipe, [self.keys.route], [self.keys.base, *args])
-            results = await pipe.execute(raise_on_error=False)
+            results = await self._clients.call(
+                [code.evalsha(head, [self.keys.base, *args]) for args in calls]
+            )
         for args, result in zip(calls, results, strict=True):
-            if isinstance(result, Exception):  # e.g. NOSCRIPT after a failover: once more
-                await self._run(name, args)
+            if isinstance(result, ReplyError):
+                if not result.noscript:
+                    with self._errors():
+                        raise result
+                await self._run(name, args)  # after a restart or failover: once more
 
     # -- consuming -------------------------------------------------------------------
 
@@ -460,26 +480,37 @@ class RedisBroker(Broker):
 
     async def _lease_on_cluster(self, args: list[Any], wake: list[str] | None, wait: float) -> Any:
         if wake is not None:
-            with self._errors():
-                await self._clients.get().blpop(wake, timeout=round(wait, 3))
+            await self._command("BLPOP", *wake, round(wait, 3))
         return await self._run("fetch", args)
 
     async def _on_lane(
         self, lane: str, name: str, args: list[Any], first: bytes | None = None, wait: float = 0.0
     ) -> Any:
         """Run script ``name`` on the lane ``lane`` (see ``Lane``), after ``first`` if given."""
+        return await self._eval(self._clients.lane(lane).call, name, args, first, wait)
+
+    async def _eval(
+        self,
+        call: Callable[[Sequence[bytes], float], Awaitable[list[Any]]],
+        name: str,
+        args: list[Any],
+        first: bytes | None = None,
+        wait: float = 0.0,
+    ) -> Any:
+        """Run script ``name`` through ``call`` (a lane's or the pool's), after ``first``
+        if given; ``NOSCRIPT`` (a restarted or flushed server) is answered with ``EVAL``."""
         code = script(name)
-        head = (self.keys.route, self.keys.base)
-        commands = [pack(("EVALSHA", code.sha, 1, *head, *args))]
+        keys, full = [self.keys.route], [self.keys.base, *args]
+        commands = [code.evalsha(keys, full)]
         if first is not None:
             commands.insert(0, first)
         with self._errors(in_loop=False):  # no asyncio.wait_for here to lose a cancel
-            channel = self._clients.lane(lane)
-            replies = await channel.call(commands, wait)
-            if isinstance(replies[-1], NoScriptError):  # a restarted or flushed server
-                replies[-1:] = await channel.call([pack(("EVAL", code.source, 1, *head, *args))])
+            replies = await call(commands, wait)
+            last = replies[-1]
+            if isinstance(last, ReplyError) and last.noscript:
+                replies[-1:] = await call([code.eval(keys, full)], 0.0)
             for reply in replies:
-                if isinstance(reply, Exception):
+                if isinstance(reply, ReplyError):
                     raise reply
         return replies[-1]
 
@@ -563,9 +594,7 @@ class RedisBroker(Broker):
         await self._run("add_output", [task_id, item, _ms(ttl)])
 
     async def get_outputs(self, task_id: str, start: int = 0) -> list[bytes]:
-        with self._errors():
-            client = self._clients.get()
-            items: list[bytes] = await client.lrange(self.keys.outputs(task_id), start, -1)
+        items: list[bytes] = await self._command("LRANGE", self.keys.outputs(task_id), start, -1)
         return items
 
     # -- aborting --------------------------------------------------------------------
@@ -578,9 +607,7 @@ class RedisBroker(Broker):
     async def abort_requested(self, task_ids: Sequence[str]) -> set[str]:
         if not task_ids:
             return set()
-        with self._errors():
-            client = self._clients.get()
-            flags = await client.smismember(self.keys.aborts, list(task_ids))
+        flags = await self._command("SMISMEMBER", self.keys.aborts, *task_ids)
         return {task_id for task_id, flag in zip(task_ids, flags, strict=True) if flag}
 
     # -- dead letters ----------------------------------------------------------------

@@ -1,38 +1,30 @@
-"""Redis clients, one per event loop, and the translation of redis-py errors.
+"""Connections to Redis, one set per event loop, and the translation of their errors.
 
 Why per loop: an asyncio connection belongs to the loop that opened it, and one broker is
 used from several loops in one process (the sync bridge thread, a worker, the user's own).
-Why not a ``WeakKeyDictionary``: a client's connections and locks refer back to their loop,
-so a weak key would never die; entries of closed loops are pruned explicitly instead.
+Why not a ``WeakKeyDictionary``: a connection's transport refers back to its loop, so a
+weak key would never die; entries of closed loops are pruned explicitly instead.
 Why the pid check: a forked child (gunicorn, multiprocessing) must not share its parent's
-sockets, so it starts with no clients and opens its own.
+sockets, so it starts with no connections and opens its own.
+
+A single server is spoken to on fluxqueue's own connections (``wire.py``): a :class:`Lane`
+is one asyncio connection, a :class:`Pool` hands lanes to concurrent callers, and
+``wire.SyncConnections`` serves blocking producers. redis-py, imported only then, serves a
+Redis Cluster.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
-import math
 import os
 import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
-
-import redis as sync_redis
-import redis.connection as sync_connection
-from redis import exceptions as rex
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.connection import (
-    AbstractConnection,
-    Connection,
-    SSLConnection,
-    UnixDomainSocketConnection,
-)
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff, NoBackoff
 
 if sys.version_info >= (3, 11):
     from asyncio import timeout as deadline
@@ -40,259 +32,351 @@ else:  # redis-py depends on async-timeout before 3.11.3
     from async_timeout import timeout as deadline  # type: ignore[import-not-found,no-redef,unused-ignore]
 
 from fluxqueue.backends.redis.config import RedisConfig
+from fluxqueue.backends.redis.wire import (
+    AUTH_CODES,
+    TRANSIENT_CODES,
+    AuthError,
+    Endpoint,
+    ProtocolError,
+    ReplyError,
+    SyncConnections,
+    new_reader,
+)
 from fluxqueue.errors import BrokerConnectionError, BrokerError
 
-# What every connection sends as CLIENT SETINFO LIB-VER, given up front. Left to itself,
-# redis-py 8 looks its own version up in the installed distributions' metadata on the
-# first connection, which loads the email parser and leaves about 0.2 MB in every worker.
-_LIB_INFO: dict[str, Any]
-try:
-    from redis.driver_info import DriverInfo
-except ImportError:  # an older redis-py: its lib_version argument is not deprecated yet
-    _LIB_INFO = {"lib_version": sync_redis.__version__}
-else:
-    _LIB_INFO = {"driver_info": DriverInfo(lib_version=sync_redis.__version__)}
-
-__all__ = ["Clients", "Lane", "SyncClient", "translate_errors"]
+__all__ = ["Clients", "Lane", "Pool", "translate_errors"]
 
 log = logging.getLogger("fluxqueue.redis")
 
 #: Connections per event loop unless the URL says ``max_connections``.
 DEFAULT_MAX_CONNECTIONS = 100
 
-# Failures that go away by themselves: the server is down, restarting, loading its data,
-# failing over, or the cluster is resharding. The worker retries these with backoff.
-_TRANSIENT: tuple[type[BaseException], ...] = (
-    rex.ConnectionError,
-    rex.TimeoutError,
-    rex.BusyLoadingError,
-    rex.ReadOnlyError,
-    rex.MasterDownError,
-    rex.TryAgainError,
-    rex.ClusterDownError,
-    rex.SlotNotCoveredError,
-    rex.MaxConnectionsError,
-    OSError,
-    asyncio.TimeoutError,
-)
+
+class _Protocol(asyncio.Protocol):
+    """Collects the replies of one connection as they arrive."""
+
+    def __init__(self) -> None:
+        self.reader = new_reader()
+        self.replies: collections.deque[Any] = collections.deque()
+        self.transport: asyncio.Transport | None = None
+        self.lost: BaseException | None = None
+        self.want = 0
+        self.waiter: asyncio.Future[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        reader = self.reader
+        reader.feed(data)
+        try:
+            reply = reader.gets()
+            while reply is not False:
+                self.replies.append(reply)
+                reply = reader.gets()
+        except ProtocolError as exc:
+            self.lost = exc
+            assert self.transport is not None
+            self.transport.abort()
+        if len(self.replies) >= self.want or self.lost is not None:
+            self._wake()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.lost is None:
+            self.lost = exc or ConnectionError("the server closed the connection")
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def read(self, count: int) -> list[Any]:
+        """The next ``count`` replies."""
+        replies = self.replies
+        while len(replies) < count:
+            if self.lost is not None:
+                raise self.lost
+            self.want = count
+            self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+        return [replies.popleft() for _ in range(count)]
 
 
-class SyncClient:
-    """The blocking client of one process, and the connections its fast path keeps.
+class Lane:
+    """One connection of the running loop, for one caller at a time.
 
-    ``idle`` holds connections taken from the client's pool and put back after a complete
-    request and reply: a stack that needs no lock (``list.append`` and ``list.pop`` are
-    atomic), so a producer skips the pool's lock, pid check and readiness poll per call.
-    Each thread still gets a connection of its own. A connection that failed is never put
-    back (redis-py has closed it); the pool, which made them all, closes them all.
+    The worker's hot paths (its fetches, its acks) each have one to themselves, and a
+    :class:`Pool` lends them to other callers. Commands arrive packed (``resp.pack``) and
+    go out in one write; ``BLPOP`` and the fetch behind it, say. Any failure or
+    cancellation in the middle of an exchange closes the connection, so a stale reply is
+    never read; the next call reconnects.
     """
 
-    __slots__ = ("client", "idle", "pid")
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        self._protocol: _Protocol | None = None
+        self._lock = asyncio.Lock()
+        self._used = 0.0
 
-    def __init__(self, client: sync_redis.Redis) -> None:
-        self.client = client
-        self.idle: list[sync_connection.AbstractConnection] = []
-        self.pid = os.getpid()
+    @property
+    def connected(self) -> bool:
+        protocol = self._protocol
+        return protocol is not None and protocol.lost is None
 
-    def checkout(self) -> sync_connection.AbstractConnection:
+    async def call(self, commands: Sequence[bytes], wait: float = 0.0) -> list[Any]:
+        """Send ``commands`` in one write and read one reply each. An error reply comes back
+        as a ``ReplyError`` (the connection stays usable); ``wait`` is how long the server
+        may block on them (``BLPOP``), on top of the socket timeout."""
+        endpoint = self.endpoint
+        async with self._lock:
+            try:
+                async with deadline(endpoint.timeout + wait):
+                    protocol = self._protocol
+                    if protocol is None or protocol.lost is not None or self._stale():
+                        protocol = await self._connect()
+                    assert protocol.transport is not None
+                    protocol.transport.write(b"".join(commands))
+                    replies = await protocol.read(len(commands))
+            except BaseException as exc:
+                self._drop()
+                if isinstance(exc, asyncio.TimeoutError):
+                    raise TimeoutError(f"no reply within {endpoint.timeout + wait:g} s") from None
+                raise
+            self._used = time.monotonic()
+            return replies
+
+    def _stale(self) -> bool:
+        check = self.endpoint.health_check
+        return bool(check) and time.monotonic() - self._used > check
+
+    async def _connect(self) -> _Protocol:
+        self._drop()
+        endpoint = self.endpoint
+        loop = asyncio.get_running_loop()
+        async with deadline(endpoint.connect_timeout):
+            if endpoint.path is not None:
+                _, protocol = await loop.create_unix_connection(_Protocol, endpoint.path)
+            else:
+                _, protocol = await loop.create_connection(
+                    _Protocol,
+                    endpoint.host,
+                    endpoint.port,
+                    ssl=endpoint.ssl,
+                    server_hostname=endpoint.server_hostname(),
+                )
+        self._protocol = protocol
+        if endpoint.greeting:
+            assert protocol.transport is not None
+            protocol.transport.write(endpoint.greeting)
+            endpoint.check_greeting(await protocol.read(endpoint.greeting_replies))
+        return protocol
+
+    def _drop(self) -> None:
+        protocol, self._protocol = self._protocol, None
+        if protocol is not None and protocol.transport is not None:
+            protocol.transport.abort()
+
+    async def close(self) -> None:
+        protocol, self._protocol = self._protocol, None
+        if protocol is not None and protocol.transport is not None:
+            protocol.transport.close()
+
+
+class Pool:
+    """Lanes for the running loop's concurrent callers, at most ``size`` of them; with all
+    busy, a caller waits (up to the socket timeout) instead of failing."""
+
+    def __init__(self, endpoint: Endpoint, size: int) -> None:
+        self.endpoint = endpoint
+        self.size = size
+        self._idle: list[Lane] = []
+        self._count = 0
+        self._waiting: collections.deque[asyncio.Future[Lane]] = collections.deque()
+
+    async def call(self, commands: Sequence[bytes], wait: float = 0.0) -> list[Any]:
+        """:meth:`Lane.call` on a free lane. A lane that had been idle and turns out to be
+        dead (a restarted server) is retried once on a new connection, as redis-py's
+        clients do; a connection that cannot be opened is not."""
+        lane = await self._take()
         try:
-            return self.idle.pop()
-        except IndexError:
-            return self.client.connection_pool.get_connection()
+            reused = lane.connected
+            try:
+                return await lane.call(commands, wait)
+            except ConnectionError:
+                if not reused:
+                    raise
+                return await lane.call(commands, wait)
+        finally:
+            self._give(lane)
 
-    def checkin(self, connection: sync_connection.AbstractConnection) -> None:
-        self.idle.append(connection)
+    async def _take(self) -> Lane:
+        if self._idle:
+            return self._idle.pop()
+        if self._count < self.size:
+            self._count += 1
+            return Lane(self.endpoint)
+        waiter: asyncio.Future[Lane] = asyncio.get_running_loop().create_future()
+        self._waiting.append(waiter)
+        try:
+            async with deadline(self.endpoint.timeout):
+                return await waiter
+        except BaseException as exc:
+            if waiter.done() and not waiter.cancelled():
+                self._give(waiter.result())  # handed over just too late: pass it on
+            else:
+                waiter.cancel()
+            if isinstance(exc, asyncio.TimeoutError):
+                raise BrokerConnectionError(
+                    f"all {self.size} connections stayed busy for {self.endpoint.timeout:g} s "
+                    "(raise max_connections in the broker URL)"
+                ) from None
+            raise
 
-    def discard(self, connection: Any) -> None:
-        """Close a connection whose state is unknown and hand it back to its pool."""
-        connection.disconnect()
-        self.client.connection_pool.release(connection)
+    def _give(self, lane: Lane) -> None:
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(lane)
+                return
+        self._idle.append(lane)
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for lane in idle:
+            await lane.close()
 
 
 class Clients:
-    """Hands out the client for the running event loop, creating it on first use."""
+    """Hands out the connections of the running event loop, creating them on first use."""
 
     def __init__(self, config: RedisConfig) -> None:
         self.config = config
         self._lock = threading.Lock()
-        self._clients: dict[asyncio.AbstractEventLoop, Any] = {}
         self._pid = os.getpid()
+        self._endpoint: Endpoint | None = None
+        self._pools: dict[asyncio.AbstractEventLoop, Pool] = {}
         self._lanes: dict[tuple[asyncio.AbstractEventLoop, str], Lane] = {}
-        self._sync: SyncClient | None = None
+        self._clusters: dict[asyncio.AbstractEventLoop, Any] = {}
+        self._sync: SyncConnections | None = None
 
-    def get_sync(self) -> sync_redis.Redis:
-        """The blocking client of synchronous producers: one per process, thread-safe (its
-        pool hands each thread its own connection); a forked child opens its own."""
-        return self.sync().client
+    @property
+    def endpoint(self) -> Endpoint:
+        """Built on first use: a TLS context reads its certificate files then."""
+        endpoint = self._endpoint
+        if endpoint is None:
+            endpoint = self._endpoint = Endpoint(self.config.client_kwargs)
+        return endpoint
 
-    def sync(self) -> SyncClient:
-        """:meth:`get_sync` with the fast path's idle connections (see :class:`SyncClient`).
-
-        After a fork the parent's connections are left alone, neither used nor closed: the
-        sockets are shared with the parent, and closing them here would cut the parent off.
-        """
+    def sync(self) -> SyncConnections:
+        """The blocking connections of synchronous producers in this process; a forked child
+        gets its own. The parent's are left alone, neither used nor closed: the sockets are
+        shared with the parent, and closing them here would cut the parent off."""
         sync = self._sync
         if sync is None or sync.pid != os.getpid():
             with self._lock:
                 sync = self._sync
                 if sync is None or sync.pid != os.getpid():
-                    sync = self._sync = SyncClient(self._new_sync())
+                    sync = self._sync = SyncConnections(self.endpoint)
         return sync
 
-    def _new_sync(self) -> sync_redis.Redis:
-        kwargs = {**_LIB_INFO, **self.config.client_kwargs}
-        retry = sync_redis.retry.Retry(
-            ExponentialBackoff(cap=0.2, base=0.02), 1, (rex.ConnectionError,)
-        )
-        max_connections = kwargs.pop("max_connections", None)
-        cls: Any
-        if kwargs.pop("ssl", False):
-            cls = sync_connection.SSLConnection
-        elif "unix_socket_path" in kwargs:
-            kwargs["path"] = kwargs.pop("unix_socket_path")
-            cls = sync_connection.UnixDomainSocketConnection
-        else:
-            cls = sync_connection.Connection
-        pool = sync_redis.BlockingConnectionPool(  # type: ignore[no-untyped-call]
-            connection_class=cls,
-            max_connections=max_connections or DEFAULT_MAX_CONNECTIONS,
-            timeout=kwargs.get("socket_timeout"),
-            retry=retry,
-            **kwargs,
-        )
-        return sync_redis.Redis(connection_pool=pool)
+    def _mine(self) -> asyncio.AbstractEventLoop:
+        """The running loop, after forgetting a parent process's connections (under the lock)."""
+        if self._pid != os.getpid():
+            self._pools, self._lanes, self._clusters = {}, {}, {}
+            self._pid = os.getpid()
+        return asyncio.get_running_loop()
 
-    def get(self) -> Any:
-        loop = asyncio.get_running_loop()
+    async def call(self, commands: Sequence[bytes], wait: float = 0.0) -> list[Any]:
+        """Send ``commands`` on a pooled lane of the running loop; one reply each."""
         with self._lock:
-            if self._pid != os.getpid():
-                self._clients, self._lanes, self._pid = {}, {}, os.getpid()
-            client = self._clients.get(loop)
-            if client is None:
-                for old in [lp for lp in self._clients if lp.is_closed()]:
-                    del self._clients[old]
-                client = self._clients[loop] = self._new()
-            return client
-
-    def _new(self) -> Any:
-        kwargs = {**_LIB_INFO, **self.config.client_kwargs}
-        # One quick retry covers a pooled connection that died while idle (a restarted
-        # server); anything longer is the worker's business, with its own backoff.
-        retry = Retry(ExponentialBackoff(cap=0.2, base=0.02), 1, (rex.ConnectionError,))
-        if self.config.cluster:
-            return RedisCluster(retry=retry, **kwargs)
-        cls, kwargs = self._connection_class()
-        max_connections = kwargs.pop("max_connections", None)
-        # Blocking: with every connection busy, a call waits for one (up to the socket
-        # timeout) instead of failing, as redis-py's default pool does past 100.
-        pool = BlockingConnectionPool(
-            connection_class=cls,
-            max_connections=max_connections or DEFAULT_MAX_CONNECTIONS,
-            timeout=kwargs.get("socket_timeout"),
-            retry=retry,
-            **kwargs,
-        )
-        return Redis(connection_pool=pool)
-
-    def _connection_class(self) -> tuple[type[AbstractConnection], dict[str, Any]]:
-        kwargs = {**_LIB_INFO, **self.config.client_kwargs}
-        if kwargs.pop("ssl", False):
-            return SSLConnection, kwargs
-        if "unix_socket_path" in kwargs:
-            kwargs["path"] = kwargs.pop("unix_socket_path")
-            return UnixDomainSocketConnection, kwargs
-        return Connection, kwargs
+            loop = self._mine()
+            pool = self._pools.get(loop)
+            if pool is None:
+                for old in [lp for lp in self._pools if lp.is_closed()]:
+                    del self._pools[old]
+                size = self.config.client_kwargs.get("max_connections") or DEFAULT_MAX_CONNECTIONS
+                pool = self._pools[loop] = Pool(self.endpoint, size)
+        return await pool.call(commands, wait)
 
     def lane(self, name: str) -> Lane:
         """A connection of its own, for one hot path of the running loop (not on a cluster)."""
-        loop = asyncio.get_running_loop()
         with self._lock:
-            if self._pid != os.getpid():
-                self._clients, self._lanes, self._pid = {}, {}, os.getpid()
+            loop = self._mine()
             lane = self._lanes.get((loop, name))
             if lane is None:
                 for old in [key for key in self._lanes if key[0].is_closed()]:
                     del self._lanes[old]
-                cls, kwargs = self._connection_class()
-                kwargs.pop("max_connections", None)
-                # The lane times each exchange out itself (see Lane.call), and the worker
-                # retries with its own backoff.
-                timeout = kwargs.pop("socket_timeout", None) or 10.0
-                connection = cls(retry=Retry(NoBackoff(), 0), **kwargs)
-                lane = self._lanes[(loop, name)] = Lane(connection, timeout)
+                lane = self._lanes[(loop, name)] = Lane(self.endpoint)
             return lane
 
+    def cluster(self) -> Any:
+        """The running loop's redis-py ``RedisCluster`` client (``cluster=1``)."""
+        with self._lock:
+            loop = self._mine()
+            client = self._clusters.get(loop)
+            if client is None:
+                for old in [lp for lp in self._clusters if lp.is_closed()]:
+                    del self._clusters[old]
+                client = self._clusters[loop] = _new_cluster(self.config)
+            return client
+
     async def close(self) -> None:
-        """Close every loop's client; later calls open new ones."""
+        """Close every loop's connections; later calls open new ones."""
         try:
             current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             current = None
         with self._lock:
-            clients, self._clients = self._clients, {}
+            pools, self._pools = self._pools, {}
             lanes, self._lanes = self._lanes, {}
+            clusters, self._clusters = self._clusters, {}
             sync, self._sync = self._sync, None
             if sync is not None and sync.pid == os.getpid():
-                with contextlib.suppress(Exception):
-                    sync.client.close()
-                    sync.client.connection_pool.disconnect()
+                sync.close()
             if self._pid != os.getpid():
-                return  # the parent's clients: not ours to close
-        for (loop, _), lane in lanes.items():
+                return  # the parent's connections: not ours to close
+        closing: list[tuple[asyncio.AbstractEventLoop, Any]] = [
+            *((loop, lane.close()) for (loop, _), lane in lanes.items()),
+            *((loop, pool.close()) for loop, pool in pools.items()),
+            *((loop, _quiet_close(client)) for loop, client in clusters.items()),
+        ]
+        for loop, coroutine in closing:
             if loop is current:
-                await lane.close()
-            elif loop.is_running():
-                asyncio.run_coroutine_threadsafe(lane.close(), loop)
-        for loop, client in clients.items():
-            if loop is current:
-                with contextlib.suppress(Exception):
-                    await client.aclose()
+                await coroutine
             elif loop.is_running():
                 # Closed on its own loop; a loop that is busy elsewhere is not waited for.
-                asyncio.run_coroutine_threadsafe(_quiet_close(client), loop)
+                asyncio.run_coroutine_threadsafe(coroutine, loop)
+            else:
+                coroutine.close()
 
 
-class Lane:
-    """One connection that a hot path (the worker's fetches, its acks) has to itself.
+def _new_cluster(config: RedisConfig) -> Any:
+    from redis.asyncio.cluster import RedisCluster
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
 
-    Why: a call through redis-py's client borrows a connection from the pool, starts a
-    task to time the write out, records metrics and packs every argument generically; on
-    the worker's hot paths that cost as much as the work. A lane sends commands packed by
-    ``resp.pack`` on its own connection, and several at once when asked (``BLPOP`` and the
-    fetch that follows it), under one deadline. Connecting, authentication, ``SELECT``,
-    TLS and reply parsing stay redis-py's. Any failure or cancellation in the middle of
-    an exchange closes the connection, so no stale reply is ever read; the next call
-    reconnects.
-    """
+    # One quick retry covers a pooled connection that died while idle (a restarted
+    # server); anything longer is the worker's business, with its own backoff.
+    retry = Retry(ExponentialBackoff(cap=0.2, base=0.02), 1, (RedisConnectionError,))
+    return RedisCluster(retry=retry, **redis_py_info(), **config.client_kwargs)
 
-    def __init__(self, connection: AbstractConnection, timeout: float) -> None:
-        self.connection = connection
-        self.timeout = timeout
-        self._lock = asyncio.Lock()
 
-    async def call(self, commands: Sequence[bytes], wait: float = 0.0) -> list[Any]:
-        """Send ``commands`` in one write and read one reply each. An error reply comes back
-        as its exception object (the connection stays usable); ``wait`` is how long the
-        server may block on them (``BLPOP``), on top of the socket timeout."""
-        conn = self.connection
-        async with self._lock:
-            try:
-                async with deadline(self.timeout + wait):
-                    await conn.send_packed_command(b"".join(commands), check_health=False)
-                    replies: list[Any] = []
-                    for _ in commands:
-                        try:
-                            replies.append(await conn.read_response(timeout=math.inf))
-                        except rex.ResponseError as exc:
-                            replies.append(exc)
-                    return replies
-            except BaseException:
-                await conn.disconnect(nowait=True)
-                raise
+def redis_py_info() -> dict[str, Any]:
+    """redis-py's own version for ``CLIENT SETINFO LIB-VER``, given up front: left to
+    itself, redis-py 8 looks it up in the installed distributions' metadata on the first
+    connection, which loads the email parser and leaves about 0.2 MB in the process."""
+    from redis import __version__
 
-    async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.connection.disconnect()
+    try:
+        from redis.driver_info import DriverInfo
+    except ImportError:  # an older redis-py: its lib_version argument is not deprecated yet
+        return {"lib_version": __version__}
+    return {"driver_info": DriverInfo(lib_version=__version__)}
 
 
 async def _quiet_close(client: Any) -> None:
@@ -302,22 +386,55 @@ async def _quiet_close(client: Any) -> None:
 
 @contextlib.contextmanager
 def translate_errors(where: str, secret: str | None) -> Iterator[None]:
-    """Turn redis-py and socket errors into fluxqueue's, naming the server, hiding secrets."""
+    """Turn Redis, socket and redis-py errors into fluxqueue's, naming the server, hiding
+    secrets. Error replies about the server's own condition (loading, failing over) and
+    broken connections are ``BrokerConnectionError``: the worker retries those."""
     try:
         yield
     except (BrokerError, asyncio.CancelledError):
         raise
-    except rex.AuthenticationError as exc:
-        raise BrokerError(f"Redis at {where} refused the credentials: {_clean(exc, secret)}")
-    except _TRANSIENT as exc:
+    except ReplyError as exc:
+        if isinstance(exc, AuthError) or exc.code in AUTH_CODES:
+            raise BrokerError(f"Redis at {where} refused the credentials: {_clean(exc, secret)}")
+        if exc.code in TRANSIENT_CODES:
+            raise BrokerConnectionError(f"cannot reach Redis at {where}: {_clean(exc, secret)}")
+        raise BrokerError(f"Redis at {where} failed: {_clean(exc, secret)}")
+    except ProtocolError as exc:
+        raise BrokerError(f"Redis at {where} sent a reply that is not RESP: {exc}")
+    except (OSError, asyncio.TimeoutError) as exc:  # refused, reset, timed out, TLS, DNS
         raise BrokerConnectionError(f"cannot reach Redis at {where}: {_clean(exc, secret)}")
-    except rex.RedisClusterException as exc:
+    except Exception as exc:
+        if type(exc).__module__.startswith("redis."):
+            raise _from_redis_py(exc, where, secret) from exc
+        raise
+
+
+def _from_redis_py(exc: Exception, where: str, secret: str | None) -> BrokerError:
+    """A redis-py error (Redis Cluster) as fluxqueue's."""
+    from redis import exceptions as rex
+
+    transient = (
+        rex.ConnectionError,
+        rex.TimeoutError,
+        rex.BusyLoadingError,
+        rex.ReadOnlyError,
+        rex.MasterDownError,
+        rex.TryAgainError,
+        rex.ClusterDownError,
+        rex.SlotNotCoveredError,
+        rex.MaxConnectionsError,
+    )
+    text = _clean(exc, secret)
+    if isinstance(exc, rex.AuthenticationError):
+        return BrokerError(f"Redis at {where} refused the credentials: {text}")
+    if isinstance(exc, transient):
+        return BrokerConnectionError(f"cannot reach Redis at {where}: {text}")
+    if isinstance(exc, rex.RedisClusterException):
         # redis-py uses this one class both for "no node answers" and for misuse.
         if "cannot be connected" in str(exc):
-            raise BrokerConnectionError(f"cannot reach Redis at {where}: {_clean(exc, secret)}")
-        raise BrokerError(f"Redis Cluster at {where} failed: {_clean(exc, secret)}")
-    except rex.RedisError as exc:
-        raise BrokerError(f"Redis at {where} failed: {_clean(exc, secret)}")
+            return BrokerConnectionError(f"cannot reach Redis at {where}: {text}")
+        return BrokerError(f"Redis Cluster at {where} failed: {text}")
+    return BrokerError(f"Redis at {where} failed: {text}")
 
 
 def _clean(exc: BaseException, secret: str | None) -> str:

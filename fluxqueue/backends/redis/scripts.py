@@ -13,7 +13,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from redis.exceptions import NoScriptError
+from fluxqueue.backends.redis.resp import pack
 
 __all__ = ["Script", "script"]
 
@@ -28,23 +28,22 @@ class Script:
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 
-    async def __call__(self, client: Any, keys: list[str], args: list[Any]) -> Any:
-        """Run on ``client`` (a Redis or RedisCluster); KEYS[1] routes it to its slot."""
+    def evalsha(self, keys: list[str], args: list[Any]) -> bytes:
+        """The ``EVALSHA`` command, packed."""
+        return pack(("EVALSHA", self.sha, len(keys), *keys, *args))
+
+    def eval(self, keys: list[str], args: list[Any]) -> bytes:
+        """The ``EVAL`` command, packed: what follows a ``NOSCRIPT`` reply."""
+        return pack(("EVAL", self.source, len(keys), *keys, *args))
+
+    async def on_cluster(self, client: Any, keys: list[str], args: list[Any]) -> Any:
+        """Run on a redis-py ``RedisCluster``; KEYS[1] routes it to its slot."""
+        from redis.exceptions import NoScriptError
+
         try:
             return await client.evalsha(self.sha, len(keys), *keys, *args)
         except NoScriptError:
             return await client.eval(self.source, len(keys), *keys, *args)
-
-    def call_sync(self, client: Any, keys: list[str], args: list[Any]) -> Any:
-        """:meth:`__call__` on a blocking client."""
-        try:
-            return client.evalsha(self.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            return client.eval(self.source, len(keys), *keys, *args)
-
-    def queue_in(self, pipe: Any, keys: list[str], args: list[Any]) -> None:
-        """Add an EVALSHA to a pipeline; the caller handles a NOSCRIPT result."""
-        pipe.evalsha(self.sha, len(keys), *keys, *args)
 
 
 def _read(name: str) -> str:

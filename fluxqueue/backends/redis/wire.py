@@ -1,0 +1,336 @@
+"""The Redis protocol on fluxqueue's own connections: where to connect, how to greet the
+server, how to read its replies, and the blocking connection of synchronous producers.
+
+Why not redis-py here: importing it costs a worker about 7 MB of memory (``redis/__init__``
+loads every client, the cluster and its command tables), and fluxqueue sends a handful of
+commands, packed by ``resp.pack``, on paths where redis-py's generic per-command machinery
+costs as much as the work. redis-py still serves Redis Cluster (``cluster=1``), whose
+routing and redirections are not worth redoing. Replies are parsed by hiredis when it is
+installed (the ``hiredis`` extra) and by :class:`PyReader` otherwise; both give the same
+values: ``bytes``, ``int``, ``None``, lists, and :class:`ReplyError` for error replies,
+which are returned in place, never raised, so that one bad reply in a batch does not hide
+the others.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from fluxqueue.backends.redis.resp import pack
+from fluxqueue.errors import ConfigurationError
+
+__all__ = [
+    "BlockingConnection",
+    "Endpoint",
+    "ProtocolError",
+    "PyReader",
+    "Reader",
+    "ReplyError",
+    "new_reader",
+]
+
+#: Error replies that go away by themselves: the server is loading its data, is a replica
+#: now, lost its master, or a cluster is resharding or down.
+TRANSIENT_CODES = frozenset({"LOADING", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN"})
+#: Error replies that mean the credentials were refused or are missing.
+AUTH_CODES = frozenset({"NOAUTH", "WRONGPASS"})
+
+
+class ReplyError(Exception):
+    """An error reply from the server (``-ERR ...``); ``code`` is its first word."""
+
+    @property
+    def code(self) -> str:
+        return str(self).split(" ", 1)[0]
+
+    @property
+    def noscript(self) -> bool:
+        return str(self).startswith("NOSCRIPT")
+
+
+class AuthError(ReplyError):
+    """The server refused the greeting's ``AUTH``."""
+
+
+class ProtocolError(Exception):
+    """The server sent something that is not the Redis protocol."""
+
+
+class Reader(Protocol):
+    def feed(self, data: bytes, /) -> None: ...
+
+    def gets(self) -> Any: ...
+
+
+class _Incomplete(Exception):
+    pass
+
+
+class PyReader:
+    """RESP2 replies from a byte stream, in Python: hiredis's ``Reader`` interface (``feed``
+    the bytes received, ``gets`` a complete reply or ``False``)."""
+
+    __slots__ = ("_buf", "_pos")
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._pos = 0
+
+    def feed(self, data: bytes) -> None:
+        self._buf += data
+
+    def gets(self) -> Any:
+        try:
+            reply, pos = self._parse(self._pos)
+        except _Incomplete:
+            return False
+        if pos == len(self._buf):
+            self._buf.clear()
+            pos = 0
+        elif pos > 65536:
+            del self._buf[:pos]
+            pos = 0
+        self._pos = pos
+        return reply
+
+    def _parse(self, pos: int) -> tuple[Any, int]:
+        buf = self._buf
+        end = buf.find(b"\r\n", pos)
+        if end < 0:
+            raise _Incomplete
+        kind = buf[pos]
+        line = bytes(buf[pos + 1 : end])
+        pos = end + 2
+        try:
+            if kind == 36:  # $ bulk string
+                size = int(line)
+                if size < 0:
+                    return None, pos
+                if len(buf) < pos + size + 2:
+                    raise _Incomplete
+                return bytes(buf[pos : pos + size]), pos + size + 2
+            if kind == 42:  # * array
+                count = int(line)
+                if count < 0:
+                    return None, pos
+                items = []
+                for _ in range(count):
+                    item, pos = self._parse(pos)
+                    items.append(item)
+                return items, pos
+            if kind == 58:  # : integer
+                return int(line), pos
+        except ValueError:
+            raise ProtocolError(f"not a number in a reply: {line[:40]!r}") from None
+        if kind == 43:  # + simple string
+            return line, pos
+        if kind == 45:  # - error
+            return ReplyError(line.decode("utf-8", "replace")), pos
+        raise ProtocolError(f"not the Redis protocol: {bytes(buf[pos - len(line) - 3 :][:40])!r}")
+
+
+def new_reader() -> Reader:
+    """A reply reader: hiredis's when it is installed, :class:`PyReader` otherwise."""
+    try:
+        import hiredis
+    except ImportError:
+        return PyReader()
+    reader: Reader = hiredis.Reader(protocolError=ProtocolError, replyError=ReplyError)
+    return reader
+
+
+class Endpoint:
+    """Where and how to connect, from a :class:`RedisConfig`'s ``client_kwargs``."""
+
+    __slots__ = (
+        "_names",
+        "connect_timeout",
+        "greeting",
+        "health_check",
+        "host",
+        "path",
+        "port",
+        "ssl",
+        "timeout",
+    )
+
+    def __init__(self, kwargs: dict[str, Any]) -> None:
+        self.host: str = kwargs.get("host", "127.0.0.1")
+        self.port: int = kwargs.get("port", 6379)
+        self.path: str | None = kwargs.get("unix_socket_path")
+        self.timeout: float = kwargs.get("socket_timeout") or 10.0
+        self.connect_timeout: float = kwargs.get("socket_connect_timeout") or 5.0
+        #: Seconds after which an idle connection is reopened before use (0: never).
+        self.health_check: float = kwargs.get("health_check_interval") or 0.0
+        self.ssl = _ssl_context(kwargs) if kwargs.get("ssl") else None
+        commands: list[list[Any]] = []
+        if kwargs.get("password"):
+            user = [kwargs["username"]] if kwargs.get("username") else []
+            commands.append(["AUTH", *user, kwargs["password"]])
+        if kwargs.get("db"):
+            commands.append(["SELECT", kwargs["db"]])
+        if kwargs.get("client_name"):
+            commands.append(["CLIENT", "SETNAME", kwargs["client_name"]])
+        self._names = [command[0] for command in commands]
+        #: What a new connection sends first, in one write.
+        self.greeting = b"".join(pack(command) for command in commands)
+
+    def check_greeting(self, replies: Sequence[Any]) -> None:
+        """Raise the first error among the greeting's replies (``AuthError`` for AUTH's)."""
+        for name, reply in zip(self._names, replies, strict=True):
+            if isinstance(reply, ReplyError):
+                raise AuthError(str(reply)) if name == "AUTH" else reply
+
+    @property
+    def greeting_replies(self) -> int:
+        return len(self._names)
+
+    def server_hostname(self) -> str | None:
+        return self.host if self.ssl is not None and self.ssl.check_hostname else None
+
+
+def _ssl_context(kwargs: dict[str, Any]) -> ssl.SSLContext:
+    try:
+        context = ssl.create_default_context(cafile=kwargs.get("ssl_ca_certs"))
+        if kwargs.get("ssl_certfile"):
+            context.load_cert_chain(kwargs["ssl_certfile"], kwargs.get("ssl_keyfile"))
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        raise ConfigurationError(
+            f"the broker URL's TLS files cannot be used (ssl_ca_certs, ssl_certfile, "
+            f"ssl_keyfile): {exc}"
+        ) from None
+    reqs = kwargs.get("ssl_cert_reqs", "required")
+    check = kwargs.get("ssl_check_hostname", reqs == "required")
+    context.check_hostname = bool(check) and reqs != "none"
+    context.verify_mode = {
+        "none": ssl.CERT_NONE,
+        "optional": ssl.CERT_OPTIONAL,
+        "required": ssl.CERT_REQUIRED,
+    }[reqs]
+    return context
+
+
+class BlockingConnection:
+    """One blocking connection of a synchronous producer (see ``Clients.sync``).
+
+    Connects on first use and after a failure; any failure mid-exchange closes it, so a
+    late reply is never read as the answer to a later request. Not thread-safe: each
+    thread takes its own from ``SyncConnections``.
+    """
+
+    __slots__ = ("endpoint", "reader", "sock", "used")
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        self.sock: socket.socket | None = None
+        self.reader: Reader = new_reader()
+        self.used = 0.0
+
+    def send(self, data: bytes) -> None:
+        """Write ``data`` (connecting first if needed)."""
+        sock = self.sock
+        endpoint = self.endpoint
+        if sock is None or (
+            endpoint.health_check and time.monotonic() - self.used > endpoint.health_check
+        ):
+            self.close()
+            sock = self._connect()
+        try:
+            sock.sendall(data)
+        except BaseException:
+            self.close()
+            raise
+
+    def read(self) -> Any:
+        """One reply; an error reply is returned, not raised."""
+        reader = self.reader
+        reply = reader.gets()
+        if reply is not False:
+            return reply
+        sock = self.sock
+        if sock is None:
+            raise ConnectionError("not connected")
+        try:
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    raise ConnectionError("the server closed the connection")
+                reader.feed(data)
+                reply = reader.gets()
+                if reply is not False:
+                    self.used = time.monotonic()
+                    return reply
+        except BaseException:
+            self.close()
+            raise
+
+    def _connect(self) -> socket.socket:
+        endpoint = self.endpoint
+        sock: socket.socket
+        if endpoint.path is not None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(endpoint.connect_timeout)
+                sock.connect(endpoint.path)
+            except BaseException:
+                sock.close()
+                raise
+        else:
+            sock = socket.create_connection(
+                (endpoint.host, endpoint.port), timeout=endpoint.connect_timeout
+            )
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            if endpoint.ssl is not None:
+                sock = endpoint.ssl.wrap_socket(sock, server_hostname=endpoint.server_hostname())
+            sock.settimeout(endpoint.timeout)
+            self.sock, self.reader = sock, new_reader()
+            if endpoint.greeting:
+                sock.sendall(endpoint.greeting)
+                endpoint.check_greeting([self.read() for _ in range(endpoint.greeting_replies)])
+        except BaseException:
+            self.close()
+            raise
+        self.used = time.monotonic()
+        return sock
+
+    def close(self) -> None:
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+
+class SyncConnections:
+    """The blocking connections of one process, one in use per thread at a time.
+
+    ``idle`` is a stack that needs no lock (``list.append`` and ``list.pop`` are atomic). A
+    forked child must not share its parent's sockets: ``pid`` tells the owner to start over.
+    """
+
+    __slots__ = ("endpoint", "idle", "pid")
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        self.idle: list[BlockingConnection] = []
+        self.pid = os.getpid()
+
+    def checkout(self) -> BlockingConnection:
+        try:
+            return self.idle.pop()
+        except IndexError:
+            return BlockingConnection(self.endpoint)
+
+    def checkin(self, connection: BlockingConnection) -> None:
+        self.idle.append(connection)
+
+    def close(self) -> None:
+        while self.idle:
+            self.idle.pop().close()
