@@ -108,7 +108,7 @@ def _eta(delay: Delay | None, eta: When | None) -> float | None:
 class TaskSpec:
     """A task's name, options and (when defined in this process) its function."""
 
-    __slots__ = ("app", "fn", "name", "options", "signature", "with_context")
+    __slots__ = ("app", "fn", "kind", "name", "options", "signature", "with_context")
 
     def __init__(
         self,
@@ -124,6 +124,15 @@ class TaskSpec:
         self.fn = fn
         self.with_context = with_context
         self.signature: inspect.Signature | None = None
+        #: How a worker runs the function, decided once: "coroutine" (awaited on the event
+        #: loop), "asyncgen" (iterated there, each item an output) or "sync" (in a thread).
+        self.kind = (
+            "coroutine"
+            if inspect.iscoroutinefunction(fn)
+            else "asyncgen"
+            if inspect.isasyncgenfunction(fn)
+            else "sync"
+        )
         if fn is not None:
             try:
                 signature = inspect.signature(fn)

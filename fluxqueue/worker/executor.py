@@ -284,12 +284,13 @@ class Executor:
         m = message
         _current.set(CurrentTask(m.id, m.task, m.queue, m.attempt, m.max_retries, m.created_at))
         fn = task.fn
-        if task._spec.with_context:
+        spec = task._spec
+        if spec.with_context:
             args = (self._context_for(fn), *args)
         try:
-            if inspect.iscoroutinefunction(fn):
+            if spec.kind == "coroutine":
                 return True, await fn(*args, **kwargs)
-            if inspect.isasyncgenfunction(fn):
+            if spec.kind == "asyncgen":
                 async for item in fn(*args, **kwargs):
                     await self._output(message, item)
                 return True, None

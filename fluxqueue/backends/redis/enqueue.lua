@@ -26,8 +26,9 @@ if total == 1 and ARGV[6] == '' and ARGV[7] == '1' then
   redis.call('HSET', BASE .. 'm:' .. id, 'd', ARGV[10], 'q', queue, 'p', ARGV[5], 't', ttl_ms)
   redis.call('ZADD', qkey(queue, 'ready'), p * PRIORITY_SPAN + seq + 1, id)
   redis.call('SADD', BASE .. 'queues', queue)
+  -- A token, and the list kept to 64 (a trim only when it was full: LPUSH's reply says).
   local k = qkey(queue, 'wake')
-  if redis.call('LLEN', k) < 64 then redis.call('LPUSH', k, '1') end
+  if redis.call('LPUSH', k, '1') > 64 then redis.call('LTRIM', k, 0, 63) end
   return 1
 end
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import socket
 import ssl
+import struct
 import time
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -242,6 +243,9 @@ class BlockingConnection:
             sock = self._connect()
         try:
             sock.sendall(data)
+        except BlockingIOError:  # SO_SNDTIMEO ran out (see _connect)
+            self.close()
+            raise TimeoutError(f"could not send within {endpoint.timeout:g} s") from None
         except BaseException:
             self.close()
             raise
@@ -265,6 +269,9 @@ class BlockingConnection:
                 if reply is not False:
                     self.used = time.monotonic()
                     return reply
+        except BlockingIOError:  # SO_RCVTIMEO ran out (see _connect)
+            self.close()
+            raise TimeoutError(f"no reply within {self.endpoint.timeout:g} s") from None
         except BaseException:
             self.close()
             raise
@@ -288,7 +295,14 @@ class BlockingConnection:
         try:
             if endpoint.ssl is not None:
                 sock = endpoint.ssl.wrap_socket(sock, server_hostname=endpoint.server_hostname())
-            sock.settimeout(endpoint.timeout)
+                sock.settimeout(endpoint.timeout)
+            else:
+                # The kernel times each send and receive out: with a Python-level timeout,
+                # CPython would poll() before every send and every receive.
+                sock.settimeout(None)
+                limit = _timeval(endpoint.timeout)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, limit)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, limit)
             self.sock, self.reader = sock, new_reader()
             if endpoint.greeting:
                 sock.sendall(endpoint.greeting)
@@ -306,6 +320,11 @@ class BlockingConnection:
                 sock.close()
             except OSError:
                 pass
+
+
+def _timeval(seconds: float) -> bytes:
+    whole = int(seconds)
+    return struct.pack("@ll", whole, int((seconds - whole) * 1_000_000))
 
 
 class SyncConnections:
