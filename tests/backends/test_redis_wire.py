@@ -119,23 +119,27 @@ def test_an_error_reply_names_its_code() -> None:
 # -- a server that is not Redis ------------------------------------------------------------
 
 
-@pytest.fixture
-def not_redis() -> Iterator[int]:
-    """A TCP server on a free port that answers every connection with an HTTP error."""
+def fake_server(answer: bytes | None) -> Iterator[int]:
+    """A TCP server on a free port that reads each request and answers ``answer`` (never,
+    with None)."""
     listener = socket.create_server(("127.0.0.1", 0))
     port: int = listener.getsockname()[1]
     stop = threading.Event()
 
     def serve() -> None:
         listener.settimeout(0.1)
+        held = []
         while not stop.is_set():
             try:
                 conn, _ = listener.accept()
             except TimeoutError:
                 continue
-            with conn:
-                conn.recv(65536)
-                conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+            held.append(conn)
+            conn.recv(65536)
+            if answer is not None:
+                conn.sendall(answer)
+        for conn in held:
+            conn.close()
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
@@ -143,6 +147,29 @@ def not_redis() -> Iterator[int]:
     stop.set()
     thread.join()
     listener.close()
+
+
+@pytest.fixture
+def not_redis() -> Iterator[int]:
+    yield from fake_server(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+
+
+@pytest.fixture
+def silent() -> Iterator[int]:
+    yield from fake_server(None)
+
+
+def test_a_server_that_never_answers_times_out_with_a_clear_error(silent: int) -> None:
+    url = f"redis://127.0.0.1:{silent}/0?socket_timeout=0.3"
+    with pytest.raises(BrokerConnectionError, match=r"no reply within 0.3 s"):
+        asyncio.run(RedisBroker(url).get_state("x"))
+    fq = FluxQueue(url)
+
+    @fq.task
+    def noop() -> None: ...
+
+    with pytest.raises(BrokerConnectionError, match=f"127.0.0.1:{silent}: no reply within 0.3 s"):
+        noop.enqueue()
 
 
 def test_a_server_that_is_not_redis_is_a_clear_error(not_redis: int) -> None:

@@ -196,9 +196,10 @@ def _one_chunk(message: Message, metas: dict[tuple[Any, ...], bytes]) -> list[_G
 def _cancel_swallowed() -> bool:
     """True when this task was cancelled but the Redis call returned anyway.
 
-    On Python 3.11, ``asyncio.wait_for`` (which redis-py wraps around every send) returns
-    the result instead of raising when the cancellation arrives just as the send is done,
-    so ``task.cancel()`` would be lost and, say, a worker's shutdown would hang. The task
+    On Python 3.11, ``asyncio.wait_for`` (which redis-py, used for a cluster, wraps around
+    every send) returns the result instead of raising when the cancellation arrives just
+    as the send is done, so ``task.cancel()`` would be lost and, say, a worker's shutdown
+    would hang. The task
     still counts the request (``cancelling()``), so it is honoured here. Python 3.12's
     ``wait_for`` does not lose it.
     """

@@ -55,7 +55,8 @@ class RedisConfig:
     cluster: bool = False
     block_timeout: float = 5.0
     where: str = "127.0.0.1:6379"
-    #: Keyword arguments for ``redis.asyncio.Redis`` (or ``RedisCluster``).
+    #: Connection settings: read by ``wire.Endpoint``, or passed to redis-py's
+    #: ``RedisCluster`` as keyword arguments.
     client_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
