@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import os
 import time
 from dataclasses import replace
@@ -49,8 +50,13 @@ def fetch_ids(fq: FluxQueue, queue: str, count: int = 100) -> list[str]:
     return asyncio.run(go())
 
 
-def ready(client: redis.Redis, queue: str) -> list[str]:
-    return [m.decode() for m in client.zrange(f"{{fq}}:q:{queue}:ready", 0, -1)]
+def ready(client: redis.Redis, queue: str, prefix: str = "fq") -> list[str]:
+    """The ids waiting in ``queue``, in order: its ready set, then what single enqueues
+    appended to its incoming list since a script last absorbed it (same priority here)."""
+    ids = [m.decode() for m in client.zrange(f"{{{prefix}}}:q:{queue}:ready", 0, -1)]
+    for entry in client.lrange(f"{{{prefix}}}:q:{queue}:incoming", 0, -1):
+        ids.append(entry.decode().split(" ", 1)[1])
+    return ids
 
 
 @pytest.fixture
@@ -277,7 +283,7 @@ def test_sync_enqueue_over_a_unix_socket_with_a_password() -> None:
         handles.append(fq.named("t").enqueue(3))
         assert [h.status() for h in handles] == ["PENDING"] * 4
         c = server.client(db=2)
-        assert c.zcard("{sock}:q:default:ready") == 4
+        assert sorted(ready(c, "default", "sock")) == sorted(h.id for h in handles)
         c.close()
         fq.close()
 
@@ -293,3 +299,61 @@ def test_async_and_sync_paths_store_the_same_records(redis_url: str, client: red
         assert stored == {b"d": m.encode(), b"q": b"q", b"p": b"2", b"t": b"60000"}
         assert not client.exists(f"{{fq}}:s:{m.id}")
         assert asyncio.run(broker.get_state(m.id)) == initial_state(m, 60)
+
+
+def test_a_single_enqueue_is_plain_commands_that_every_reader_sees(
+    redis_url: str, client: redis.Redis
+) -> None:
+    """task.enqueue() of a fresh, ready message is one MULTI of plain commands that leaves
+    the id on the queue's incoming list; stats, abort, purge, replacement and fetch all
+    take it from there (absorb in _lib.lua)."""
+    fq, t = app_and_task(redis_url)
+    client.config_resetstat()
+    first = t.enqueue(1)
+    stats = client.info("commandstats")
+    assert stats["cmdstat_exec"]["calls"] == 1 and "cmdstat_evalsha" not in stats
+    assert client.lrange("{fq}:q:default:incoming", 0, -1) == [f"2 {first.id}".encode()]
+    assert first.status() == "PENDING"
+    (queue,) = asyncio.run(fq.admin.stats(["default"])).queues
+    assert queue.total_ready == 1  # counted, after being moved to the ready set
+    assert client.llen("{fq}:q:default:incoming") == 0
+
+    aborted = t.enqueue(2)
+    assert aborted.abort() is True
+    assert aborted.status() == "ABORTED"
+    again = t.message(3)
+    fq.enqueue_many([again])
+    fq.enqueue_many([again])  # the claim is spent: replaced, not stored twice
+    last = t.enqueue(4)
+    assert fetch_ids(fq, "default") == [first.id, again.id, last.id]
+
+    doomed = [t.enqueue(i) for i in range(3)]
+    assert asyncio.run(fq.admin.purge("default")) == 3
+    assert fetch_ids(fq, "default") == []
+    assert not any(client.exists(f"{{fq}}:m:{h.id}") for h in doomed)
+
+
+def test_an_async_single_enqueue_takes_the_same_commands(
+    redis_url: str, client: redis.Redis
+) -> None:
+    fq, t = app_and_task(redis_url)
+
+    async def scenario() -> list[str]:
+        client.config_resetstat()
+        await fq.broker.enqueue([t.message(1)], 60)
+        await fq.broker.enqueue([t.message(2), t.message(3)], 60)  # the script, behind it
+        await fq.broker.enqueue([t.message(4)], 60)
+        ids = [d.task_id for d in await fq.broker.fetch(["default"], 10, 0)]
+        await fq.broker.close()
+        return ids
+
+    ids = asyncio.run(scenario())
+    stats = client.info("commandstats")
+    assert stats["cmdstat_exec"]["calls"] == 2 and stats["cmdstat_evalsha"]["calls"] == 2
+    assert [first_arg(client, i) for i in ids] == [1, 2, 3, 4]  # in the order sent
+
+
+def first_arg(client: redis.Redis, task_id: str) -> Any:
+    data = client.hget(f"{{fq}}:m:{task_id}", "d")
+    assert data is not None
+    return json.loads(Message.decode(data).body)[0][0]

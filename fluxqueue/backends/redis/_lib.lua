@@ -35,8 +35,33 @@ local function make_ready(id, queue, priority)
   redis.call('ZADD', qkey(queue, 'ready'), num(p * PRIORITY_SPAN + seq), id)
 end
 
+-- Move what single enqueues appended to a queue's incoming list ("<priority> <id>"
+-- entries, see broker.py's _one_multi) into its ready set, in the order they arrived,
+-- with the FIFO sequence numbers they would have got then. Every script that looks at
+-- the ready set of a queue runs this first, so a message waiting in the list is never
+-- missed, and enqueue.lua runs it before adding, so the order across both paths holds.
+local function absorb(queue)
+  local k = qkey(queue, 'incoming')
+  while true do
+    local entries = redis.call('LPOP', k, 1000)
+    if not entries then return end
+    local seq = redis.call('INCRBY', BASE .. 'seq', #entries) - #entries
+    local members = {}
+    for i, entry in ipairs(entries) do
+      local space = string.find(entry, ' ', 1, true)
+      local p = tonumber(string.sub(entry, 1, space - 1)) or 2
+      if p < 0 then p = 0 elseif p > 99 then p = 99 end
+      members[#members + 1] = num(p * PRIORITY_SPAN + seq + i)
+      members[#members + 1] = string.sub(entry, space + 1)
+    end
+    redis.call('ZADD', qkey(queue, 'ready'), unpack(members))
+    if #entries < 1000 then return end
+  end
+end
+
 -- Remove a message from wherever it waits or is leased (it stays in the hash).
 local function unplace(id, queue)
+  absorb(queue)
   redis.call('ZREM', qkey(queue, 'ready'), id)
   redis.call('ZREM', qkey(queue, 'scheduled'), id)
   redis.call('ZREM', qkey(queue, 'leased'), id)
@@ -77,6 +102,7 @@ end
 
 -- Move due scheduled messages and expired leases of a queue to ready (at most `limit` each).
 local function housekeep(queue, now, limit)
+  absorb(queue)
   local sched = qkey(queue, 'scheduled')
   local due = redis.call('ZRANGEBYSCORE', sched, '-inf', num(now), 'LIMIT', 0, limit)
   for _, id in ipairs(due) do

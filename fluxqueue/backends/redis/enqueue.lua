@@ -15,6 +15,15 @@
 -- of the whole call, one ZADD per sorted set for fresh messages, one SADD of the queue
 -- names, wake tokens in one LPUSH per queue. Per message: one HSET.
 local ttl_ms, total = ARGV[2], tonumber(ARGV[3])
+do
+  -- What single enqueues left in these queues' incoming lists arrived first: absorb()
+  -- numbers it before this call takes its own sequence numbers.
+  local g = 4
+  while g <= #ARGV do
+    absorb(ARGV[g])
+    g = g + 5 + 2 * tonumber(ARGV[g + 4])
+  end
+end
 local seq = redis.call('INCRBY', BASE .. 'seq', total) - total
 
 if total == 1 and ARGV[6] == '' and ARGV[7] == '1' then

@@ -1,6 +1,7 @@
 -- Delete a queue's ready and scheduled messages (not leased ones). ARGV: base, queue
 local queue = ARGV[2]
 local n = 0
+absorb(queue)
 for _, kind in ipairs({'ready', 'scheduled'}) do
   local k = qkey(queue, kind)
   for _, id in ipairs(redis.call('ZRANGE', k, 0, -1)) do

@@ -9,6 +9,7 @@ if #queues == 0 then
 end
 local found = {}
 for _, queue in ipairs(queues) do
+  absorb(queue)
   local ready = qkey(queue, 'ready')
   local per = {}
   local first = redis.call('ZRANGE', ready, 0, 0, 'WITHSCORES')
