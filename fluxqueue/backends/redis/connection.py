@@ -23,8 +23,8 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 if sys.version_info >= (3, 11):
     from asyncio import timeout as deadline
@@ -50,6 +50,7 @@ log = logging.getLogger("fluxqueue.redis")
 
 #: Connections per event loop unless the URL says ``max_connections``.
 DEFAULT_MAX_CONNECTIONS = 100
+T = TypeVar("T")
 
 
 class _Protocol(asyncio.Protocol):
@@ -258,9 +259,10 @@ class Clients:
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._endpoint: Endpoint | None = None
-        self._pools: dict[asyncio.AbstractEventLoop, Pool] = {}
+        # per (event loop, name); cleared in place, never replaced (see _of_loop)
+        self._pools: dict[tuple[asyncio.AbstractEventLoop, str], Pool] = {}
         self._lanes: dict[tuple[asyncio.AbstractEventLoop, str], Lane] = {}
-        self._clusters: dict[asyncio.AbstractEventLoop, Any] = {}
+        self._clusters: dict[tuple[asyncio.AbstractEventLoop, str], Any] = {}
         self._sync: SyncConnections | None = None
 
     @property
@@ -283,46 +285,41 @@ class Clients:
                     sync = self._sync = SyncConnections(self.endpoint)
         return sync
 
-    def _mine(self) -> asyncio.AbstractEventLoop:
-        """The running loop, after forgetting a parent process's connections (under the lock)."""
-        if self._pid != os.getpid():
-            self._pools, self._lanes, self._clusters = {}, {}, {}
-            self._pid = os.getpid()
-        return asyncio.get_running_loop()
+    def _of_loop(
+        self,
+        cache: dict[tuple[asyncio.AbstractEventLoop, str], T],
+        name: str,
+        make: Callable[[], T],
+    ) -> T:
+        """The running loop's ``name`` in ``cache``, made on first use. A forked child first
+        forgets its parent's connections (without closing them), and a new entry drops those
+        of loops closed since."""
+        with self._lock:
+            if self._pid != os.getpid():
+                for each in (self._pools, self._lanes, self._clusters):
+                    each.clear()
+                self._pid = os.getpid()
+            key = (asyncio.get_running_loop(), name)
+            item = cache.get(key)
+            if item is None:
+                for old in [k for k in cache if k[0].is_closed()]:
+                    del cache[old]
+                item = cache[key] = make()
+            return item
 
     async def call(self, commands: Sequence[bytes], wait: float = 0.0) -> list[Any]:
         """Send ``commands`` on a pooled lane of the running loop; one reply each."""
-        with self._lock:
-            loop = self._mine()
-            pool = self._pools.get(loop)
-            if pool is None:
-                for old in [lp for lp in self._pools if lp.is_closed()]:
-                    del self._pools[old]
-                size = self.config.client_kwargs.get("max_connections") or DEFAULT_MAX_CONNECTIONS
-                pool = self._pools[loop] = Pool(self.endpoint, size)
+        size = self.config.client_kwargs.get("max_connections") or DEFAULT_MAX_CONNECTIONS
+        pool = self._of_loop(self._pools, "", lambda: Pool(self.endpoint, size))
         return await pool.call(commands, wait)
 
     def lane(self, name: str) -> Lane:
         """A connection of its own, for one hot path of the running loop (not on a cluster)."""
-        with self._lock:
-            loop = self._mine()
-            lane = self._lanes.get((loop, name))
-            if lane is None:
-                for old in [key for key in self._lanes if key[0].is_closed()]:
-                    del self._lanes[old]
-                lane = self._lanes[(loop, name)] = Lane(self.endpoint)
-            return lane
+        return self._of_loop(self._lanes, name, lambda: Lane(self.endpoint))
 
     def cluster(self) -> Any:
         """The running loop's redis-py ``RedisCluster`` client (``cluster=1``)."""
-        with self._lock:
-            loop = self._mine()
-            client = self._clusters.get(loop)
-            if client is None:
-                for old in [lp for lp in self._clusters if lp.is_closed()]:
-                    del self._clusters[old]
-                client = self._clusters[loop] = _new_cluster(self.config)
-            return client
+        return self._of_loop(self._clusters, "", lambda: _new_cluster(self.config))
 
     async def close(self) -> None:
         """Close every loop's connections; later calls open new ones."""
@@ -331,9 +328,9 @@ class Clients:
         except RuntimeError:
             current = None
         with self._lock:
-            pools, self._pools = self._pools, {}
-            lanes, self._lanes = self._lanes, {}
-            clusters, self._clusters = self._clusters, {}
+            pools, lanes, clusters = dict(self._pools), dict(self._lanes), dict(self._clusters)
+            for each in (self._pools, self._lanes, self._clusters):
+                each.clear()
             sync, self._sync = self._sync, None
             if sync is not None and sync.pid == os.getpid():
                 sync.close()
@@ -341,8 +338,8 @@ class Clients:
                 return  # the parent's connections: not ours to close
         closing: list[tuple[asyncio.AbstractEventLoop, Any]] = [
             *((loop, lane.close()) for (loop, _), lane in lanes.items()),
-            *((loop, pool.close()) for loop, pool in pools.items()),
-            *((loop, _quiet_close(client)) for loop, client in clusters.items()),
+            *((loop, pool.close()) for (loop, _), pool in pools.items()),
+            *((loop, _quiet_close(client)) for (loop, _), client in clusters.items()),
         ]
         for loop, coroutine in closing:
             if loop is current:
