@@ -57,6 +57,28 @@ def test_a_redis_worker_does_not_import_what_it_never_uses() -> None:
     assert modules & unused == set()
 
 
+def test_a_redis_worker_never_imports_redis_py(redis_url: str) -> None:
+    """redis-py costs a process about 7 MB; on a single server fluxqueue's own connections
+    serve the producer and the worker (enqueue, fetch, ack), so it is never imported."""
+    modules = _modules_after(
+        "import asyncio\n"
+        "from fluxqueue import FluxQueue\n"
+        "from fluxqueue.state import State\n"
+        f"fq = FluxQueue({redis_url!r})\n"
+        "@fq.task(name='t')\n"
+        "def t() -> None: ...\n"
+        "async def main() -> None:\n"
+        "    await fq.broker.enqueue([t.message()], 60)\n"
+        "    (d,) = await fq.broker.fetch(['default'], 1, 1.0)\n"
+        "    await fq.broker.ack_many([(d, State('SUCCESS', b'', 60))])\n"
+        "    await fq.broker.close()\n"
+        "asyncio.run(main())\n"
+        "t.enqueue()"
+    )
+    assert "fluxqueue.backends.redis.wire" in modules
+    assert {m for m in modules if m.split(".")[0] == "redis"} == set()
+
+
 def test_lazy_names_are_the_defining_modules_objects() -> None:
     from fluxqueue.app import FluxQueue
     from fluxqueue.errors import TaskFailed

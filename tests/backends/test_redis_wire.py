@@ -1,12 +1,12 @@
 """fluxqueue's own Redis connections (``wire.py``, ``connection.py``) against real servers:
 the reply readers, TLS, the pool's limits and health checks, a server that does not speak
-RESP, and that a Redis worker never imports redis-py."""
+RESP, and that only Redis Cluster still goes through redis-py (a worker on a single server
+never imports it: see ``tests/test_lazy_imports.py``)."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
-import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -287,30 +287,6 @@ def test_a_pooled_connection_killed_while_idle_is_replaced_transparently(
 
 
 # -- memory ----------------------------------------------------------------------------------
-
-
-def test_a_redis_worker_never_imports_redis_py(redis_url: str) -> None:
-    """redis-py costs a process about 7 MB; a worker on a single server does without it."""
-    code = (
-        "import asyncio, sys\n"
-        "from fluxqueue import FluxQueue\n"
-        f"fq = FluxQueue({redis_url!r})\n"
-        "@fq.task(name='t')\n"
-        "def t() -> None: ...\n"
-        "async def main() -> None:\n"
-        "    await fq.broker.enqueue([t.message()], 60)\n"
-        "    (d,) = await fq.broker.fetch(['default'], 1, 1.0)\n"
-        "    await fq.broker.ack_many([(d, __import__('fluxqueue.state').state.State("
-        "'SUCCESS', b'', 60))])\n"
-        "    await fq.broker.close()\n"
-        "asyncio.run(main())\n"
-        "t.enqueue()\n"
-        "print(sorted(m for m in sys.modules if m == 'redis' or m.startswith('redis.')))\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
-    assert out.strip() == "[]"
 
 
 def test_a_cluster_url_still_uses_redis_py() -> None:

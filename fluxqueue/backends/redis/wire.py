@@ -243,11 +243,8 @@ class BlockingConnection:
             sock = self._connect()
         try:
             sock.sendall(data)
-        except BlockingIOError:  # SO_SNDTIMEO ran out (see _connect)
-            self.close()
-            raise TimeoutError(f"could not send within {endpoint.timeout:g} s") from None
-        except BaseException:
-            self.close()
+        except BaseException as error:
+            self._failed(error, "could not send")
             raise
 
     def read(self) -> Any:
@@ -269,12 +266,17 @@ class BlockingConnection:
                 if reply is not False:
                     self.used = time.monotonic()
                     return reply
-        except BlockingIOError:  # SO_RCVTIMEO ran out (see _connect)
-            self.close()
-            raise TimeoutError(f"no reply within {self.endpoint.timeout:g} s") from None
-        except BaseException:
-            self.close()
+        except BaseException as error:
+            self._failed(error, "no reply")
             raise
+
+    def _failed(self, error: BaseException, what: str) -> None:
+        """Drop the connection after a send or receive failed (its state is unknown). The
+        kernel's timeouts (``SO_SNDTIMEO``, ``SO_RCVTIMEO``: see ``_connect``) surface as
+        ``BlockingIOError`` and are raised as ``TimeoutError("<what> within N s")``."""
+        self.close()
+        if isinstance(error, BlockingIOError):
+            raise TimeoutError(f"{what} within {self.endpoint.timeout:g} s") from None
 
     def _connect(self) -> socket.socket:
         endpoint = self.endpoint
