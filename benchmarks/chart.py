@@ -32,7 +32,10 @@ def main() -> None:
             if isinstance(value, (int, float)):
                 names.append(name)
                 values.append(value)
-        colors = ["#d62728" if n.startswith("fluxqueue") else "#7f7f7f" for n in names]
+        colors = [
+            "#d62728" if n.startswith("fluxqueue") else "#1f77b4" if n == "floor" else "#7f7f7f"
+            for n in names
+        ]
         ax.barh(names, values, color=colors)
         ax.invert_yaxis()
         if key.startswith("latency"):

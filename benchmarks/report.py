@@ -21,8 +21,13 @@ COLUMNS: dict[str, tuple[str, str, bool]] = {
 }
 
 
+#: run.py's bare socket client: not a library, so never the best peer; its ratio row says
+#: how far above the best peer anything could get here.
+FLOOR = "floor"
+
+
 def _is_peer(name: str) -> bool:
-    return not name.startswith("fluxqueue")
+    return not name.startswith("fluxqueue") and name != FLOOR
 
 
 def best_peers(results: dict[str, Any]) -> dict[str, tuple[str, float] | None]:
@@ -39,9 +44,11 @@ def best_peers(results: dict[str, Any]) -> dict[str, tuple[str, float] | None]:
     return best
 
 
-def ratio(key: str, value: Any, best: tuple[str, float] | None) -> str:
-    """How many times better than the best peer (>1 is better, whatever the unit)."""
-    if best is None or not isinstance(value, (int, float)) or not value or not best[1]:
+def ratio(key: str, value: Any, best: tuple[str, Any] | None) -> str:
+    """How many times better than ``best`` (>1 is better, whatever the unit)."""
+    if best is None or not isinstance(value, (int, float)) or not value:
+        return "-"
+    if not isinstance(best[1], (int, float)) or not best[1]:
         return "-"
     r = value / best[1] if COLUMNS[key][2] else best[1] / value
     return f"{r:.2f}x"
@@ -72,6 +79,13 @@ def render_table(results: dict[str, Any]) -> str:
         med = entry["median"]
         cells = [ratio(k, med.get(k), best[k]) for k in COLUMNS]
         lines.append(f"| **{name} vs best peer** | " + " | ".join(cells) + " |")
+    floor = libs.get(FLOOR, {}).get("median")
+    if floor:
+        for name, entry in libs.items():
+            if name.startswith("fluxqueue") and "median" in entry:
+                med = entry["median"]
+                cells = [ratio(k, med.get(k), (FLOOR, floor.get(k))) for k in COLUMNS]
+                lines.append(f"| *{name} vs floor* | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

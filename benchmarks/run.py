@@ -52,6 +52,8 @@ LIBS: dict[str, tuple[str, str, str]] = {
     "taskiq": ("taskiq_lib", "taskiq", "redis"),
     "streaq": ("streaq_lib", "streaq", "redis"),
     "saq": ("saq_lib", "saq", "redis"),
+    # Not a library: a bare socket client, the least any Python client can do here.
+    "floor": ("floor_lib", "fluxqueue", "redis"),
 }
 
 WORKLOADS = [
@@ -194,6 +196,8 @@ def fluxqueue_venv() -> Path | None:
 
 
 def versions(python: Path, module: str) -> dict[str, str]:
+    if not module:
+        return {}
     code = (
         "import importlib.metadata as m, json, sys;"
         f"names={module!r}.split(',');"
@@ -218,6 +222,7 @@ DISTS = {
     "taskiq": "taskiq,taskiq-redis,redis",
     "streaq": "streaq",
     "saq": "saq,redis",
+    "floor": "",
 }
 
 
