@@ -10,6 +10,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+#: Panels where the floor row (run.py's bare client) is drawn: in the others it does no
+#: queue's work (bulk and drain without envelope or acks) and its bar would flatten the rest.
+WITH_FLOOR = {"enqueue_one", "latency_p50", "idle_rss"}
+
 PANELS = [
     ("enqueue_one", "enqueue one at a time (tasks/s)"),
     ("enqueue_bulk", "bulk enqueue (tasks/s)"),
@@ -29,6 +33,8 @@ def main() -> None:
         names, values = [], []
         for name, entry in libs.items():
             value = entry.get("median", {}).get(key)
+            if name == "floor" and key not in WITH_FLOOR:
+                continue
             if isinstance(value, (int, float)):
                 names.append(name)
                 values.append(value)

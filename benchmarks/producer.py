@@ -1,15 +1,19 @@
 """Producer cost on Redis: CPU per enqueued task in this process, and Redis's own time.
 
-    python benchmarks/producer.py redis://127.0.0.1:PORT/0 one|bulk [N] [--profile]
+    python benchmarks/producer.py redis://127.0.0.1:PORT/0 MODE [N] [--profile]
 
 Enqueues N no-op tasks (default 10,000) one call at a time (``one``) or in one
 ``enqueue_many`` (``bulk``, messages built with ``task.message()`` inside the timing), on a
-fresh key prefix, after a warm-up. Prints one JSON line: the rate, the producer's CPU time
-per task (``time.process_time``, which varies less than the rate on a shared machine) and
-Redis's time per task and per script call (``INFO commandstats`` after ``CONFIG
-RESETSTAT``; the server must be private to the run). With ``--profile``, prints the
-cProfile of the timed part (sorted by own time) instead. For before/after comparisons run
-it alternately from two checkouts (``PYTHONPATH=/path/to/old``), several times each.
+fresh key prefix, after a warm-up. Two modes measure the same from a bare socket, without
+fluxqueue's Python: ``bare-rpush``, one ``RPUSH`` of a float per task (the floor, as
+run.py's floor row), and ``bare-multi``, the ``MULTI`` that ``task.enqueue()`` sends.
+
+Prints one JSON line: the rate, the producer's CPU time per task (``time.process_time``,
+which varies less than the rate on a shared machine) and Redis's time per task and per
+call (``INFO commandstats`` after ``CONFIG RESETSTAT``; the server must be private to the
+run). With ``--profile``, prints the cProfile of the timed part (sorted by own time)
+instead. For before/after comparisons run it alternately from two checkouts
+(``PYTHONPATH=/path/to/old``), several times each.
 """
 
 from __future__ import annotations
@@ -22,8 +26,10 @@ import sys
 import time
 
 import redis
+from latency_parts import Bare, enqueue_commands
 
 from fluxqueue import FluxQueue
+from fluxqueue.backends.redis.resp import pack
 
 #: The commands of one enqueue call: the script, or (a single message) MULTI ... EXEC,
 #: whose time Redis books under EXEC. MULTI itself and what EXEC runs are not counted
@@ -31,11 +37,11 @@ from fluxqueue import FluxQueue
 _CALLS = ("cmdstat_evalsha", "cmdstat_eval", "cmdstat_exec")
 
 
-def _redis_usec(client: redis.Redis) -> tuple[float, int]:
-    """Redis's time in the producer's calls, and how many calls."""
+def _redis_usec(client: redis.Redis, names: tuple[str, ...]) -> tuple[float, int]:
+    """Redis's time in the producer's calls (the commands ``names``), and how many calls."""
     stats = client.info("commandstats")
     total, calls = 0.0, 0
-    for name in _CALLS:
+    for name in names:
         if name in stats:
             total += float(stats[name]["usec"])
             calls += int(stats[name]["calls"])
@@ -66,12 +72,21 @@ def main() -> None:
     if mode == "one":
         for _ in range(n):
             noop.enqueue(0.0)
+    elif mode == "bare-rpush":  # the floor: one command per task, no envelope
+        rpush = Bare(url).call
+        for _ in range(n):
+            rpush(b"RPUSH", b"{%s}:floor" % prefix.encode(), b"0.0")
+    elif mode == "bare-multi":  # what task.enqueue() sends, from a bare socket
+        send, data = Bare(url).send, noop.message(0.0).encode()
+        for i in range(n):
+            commands = enqueue_commands(i, data, f"{{{prefix}}}:")
+            send(b"".join(pack(c) for c in commands), len(commands))
     else:
         fq.enqueue_many([noop.message(0.0) for _ in range(n)])
     if profiler is not None:
         profiler.disable()
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    usec, calls = _redis_usec(client)
+    usec, calls = _redis_usec(client, ("cmdstat_rpush",) if mode == "bare-rpush" else _CALLS)
     keys = client.keys(f"{{{prefix}}}:*")
     for start in range(0, len(keys), 1000):
         client.delete(*keys[start : start + 1000])

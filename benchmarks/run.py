@@ -10,7 +10,8 @@ its own virtualenv under ``benchmarks/.venv-peers/`` (created on first use from
 ``requirements-peers.txt``), with one worker process and concurrency 16. Every workload is
 repeated (the rounds interleaved across libraries) and reported as the median. Results: a
 markdown table on stdout and in ``benchmarks/results.md``, ``benchmarks/results.json``,
-and ``docs/benchmarks.png``.
+and ``docs/benchmarks.png``. Beside the libraries runs ``floor`` (``libs/floor_lib.py``): a
+bare socket client, the least any Python client can do against this Redis, in the same run.
 """
 
 from __future__ import annotations

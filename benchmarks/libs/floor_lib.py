@@ -47,6 +47,11 @@ class Bare:
         self.sock.sendall(b"".join(out))
         return self.read()
 
+    def send(self, data: bytes, replies: int) -> list[Any]:
+        """Commands packed already, in one write; their replies."""
+        self.sock.sendall(data)
+        return [self.read() for _ in range(replies)]
+
     def read(self) -> Any:
         line = self.file.readline()
         kind, rest = line[:1], line[1:-2]
