@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +31,30 @@ def _is_peer(name: str) -> bool:
     return not name.startswith("fluxqueue") and name != FLOOR
 
 
-def best_peers(results: dict[str, Any]) -> dict[str, tuple[str, float] | None]:
+def _median(entry: dict[str, Any], key: str) -> Any:
+    return entry.get("median", {}).get(key)
+
+
+def _in_round(i: int) -> Callable[[dict[str, Any], str], Any]:
+    """What a library measured for a workload in round ``i`` (rounds are interleaved, so
+    the libraries' round ``i`` ran in the same spell of the machine)."""
+
+    def pick(entry: dict[str, Any], key: str) -> Any:
+        samples = entry.get("samples", {}).get(key, [])
+        return samples[i] if i < len(samples) else None
+
+    return pick
+
+
+def best_peers(
+    results: dict[str, Any], pick: Callable[[dict[str, Any], str], Any] = _median
+) -> dict[str, tuple[str, float] | None]:
+    """The best peer of each workload, by ``pick`` (the medians, or one round's samples)."""
     best: dict[str, tuple[str, float] | None] = {}
     for key, (_, _, higher) in COLUMNS.items():
         found: tuple[str, float] | None = None
         for name, entry in results["libraries"].items():
-            value = entry.get("median", {}).get(key)
+            value = pick(entry, key)
             if not _is_peer(name) or not isinstance(value, (int, float)):
                 continue
             if found is None or (value > found[1] if higher else value < found[1]):
@@ -44,14 +63,30 @@ def best_peers(results: dict[str, Any]) -> dict[str, tuple[str, float] | None]:
     return best
 
 
-def ratio(key: str, value: Any, best: tuple[str, Any] | None) -> str:
+def _times(key: str, value: Any, best: tuple[str, Any] | None) -> float | None:
     """How many times better than ``best`` (>1 is better, whatever the unit)."""
     if best is None or not isinstance(value, (int, float)) or not value:
-        return "-"
+        return None
     if not isinstance(best[1], (int, float)) or not best[1]:
-        return "-"
-    r = value / best[1] if COLUMNS[key][2] else best[1] / value
-    return f"{r:.2f}x"
+        return None
+    return float(value / best[1] if COLUMNS[key][2] else best[1] / value)
+
+
+def ratio(key: str, value: Any, best: tuple[str, Any] | None) -> str:
+    r = _times(key, value, best)
+    return "-" if r is None else f"{r:.2f}x"
+
+
+def worst_round(results: dict[str, Any], name: str) -> list[str]:
+    """Per workload, ``name``'s lowest ratio to the best peer of the same round."""
+    entry = results["libraries"][name]
+    rounds = [best_peers(results, _in_round(i)) for i in range(results.get("repeat", 0))]
+    cells = []
+    for key in COLUMNS:
+        values = [_times(key, _in_round(i)(entry, key), best[key]) for i, best in enumerate(rounds)]
+        numbers = [v for v in values if v is not None]
+        cells.append(f"{min(numbers):.2f}x" if numbers else "-")
+    return cells
 
 
 def _cell(value: Any) -> str:
@@ -79,6 +114,9 @@ def render_table(results: dict[str, Any]) -> str:
         med = entry["median"]
         cells = [ratio(k, med.get(k), best[k]) for k in COLUMNS]
         lines.append(f"| **{name} vs best peer** | " + " | ".join(cells) + " |")
+        if results.get("repeat", 1) > 1:
+            cells = worst_round(results, name)
+            lines.append(f"| *{name} vs best peer, worst round* | " + " | ".join(cells) + " |")
     floor = libs.get(FLOOR, {}).get("median")
     if floor:
         for name, entry in libs.items():
