@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from report import FLOOR
 
 #: Panels where the floor row (run.py's bare client) is drawn: in the others it does no
 #: queue's work (bulk and drain without envelope or acks) and its bar would flatten the rest.
@@ -33,13 +34,13 @@ def main() -> None:
         names, values = [], []
         for name, entry in libs.items():
             value = entry.get("median", {}).get(key)
-            if name == "floor" and key not in WITH_FLOOR:
+            if name == FLOOR and key not in WITH_FLOOR:
                 continue
             if isinstance(value, (int, float)):
                 names.append(name)
                 values.append(value)
         colors = [
-            "#d62728" if n.startswith("fluxqueue") else "#1f77b4" if n == "floor" else "#7f7f7f"
+            "#d62728" if n.startswith("fluxqueue") else "#1f77b4" if n == FLOOR else "#7f7f7f"
             for n in names
         ]
         ax.barh(names, values, color=colors)
