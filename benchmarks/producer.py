@@ -4,7 +4,8 @@
 
 Enqueues N no-op tasks (default 10,000) one call at a time (``one``) or in one
 ``enqueue_many`` (``bulk``, messages built with ``task.message()`` inside the timing), on a
-fresh key prefix, after a warm-up. Two modes measure the same from a bare socket, without
+fresh key prefix, after a warm-up. ``parts`` splits one enqueue's wall time (see
+``_parts``). Two modes measure the same from a bare socket, without
 fluxqueue's Python: ``bare-rpush``, one ``RPUSH`` of a float per task (the floor, as
 run.py's floor row), and ``bare-multi``, the ``MULTI`` that ``task.enqueue()`` sends.
 
@@ -22,8 +23,10 @@ import cProfile
 import json
 import os
 import pstats
+import statistics
 import sys
 import time
+from typing import Any
 
 import redis
 from latency_parts import Bare, enqueue_commands
@@ -48,6 +51,53 @@ def _redis_usec(client: redis.Redis, names: tuple[str, ...]) -> tuple[float, int
     return total, calls
 
 
+def _parts(fq: FluxQueue, task: Any, base: str, rounds: int = 10, block: int = 2000) -> Any:
+    """Wall time per single enqueue, in µs (median of ``rounds`` interleaved blocks), as
+    more of ``task.enqueue()`` is left in: the ``MULTI`` packed beforehand and sent on the
+    producer's own connection; packed per message by the broker (``_one_multi``, with the
+    message's encoding); the broker's and the app's layers (``fq.enqueue_many`` of a
+    message built beforehand); and the whole call, message included."""
+    broker: Any = fq.broker
+    ttl, sync = broker._ttl(None), broker._clients.sync()
+    connection = sync.checkout()
+    data = task.message(0.0).encode()
+
+    def prepacked(messages: list[Any]) -> None:
+        for payload in packed:
+            connection.send(payload)
+            [connection.read() for _ in range(7)]
+
+    def one_multi(messages: list[Any]) -> None:
+        for message in messages:
+            message.spend_minted()
+            commands = broker._one_multi(message, ttl)
+            connection.send(b"".join(commands))
+            [connection.read() for _ in commands]
+
+    def layers(messages: list[Any]) -> None:
+        for message in messages:
+            fq.enqueue_many([message])
+
+    def whole(messages: list[Any]) -> None:
+        for _ in messages:
+            task.enqueue(0.0)
+
+    steps = {"packed": prepacked, "one_multi": one_multi, "layers": layers, "whole": whole}
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for r in range(rounds):
+        packed = [
+            b"".join(pack(c) for c in enqueue_commands(r * block + i, data, base))
+            for i in range(block)
+        ]
+        for name, step in steps.items():
+            messages = [task.message(0.0) for _ in range(block)]
+            started = time.perf_counter()
+            step(messages)
+            times[name].append((time.perf_counter() - started) / block * 1e6)
+    sync.checkin(connection)
+    return {"mode": "parts", **{k: round(statistics.median(v), 1) for k, v in times.items()}}
+
+
 def main() -> None:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     url, mode = args[0], args[1]
@@ -64,6 +114,10 @@ def main() -> None:
     for _ in range(200):  # warm-up: connections, script cache, encoder caches
         noop.enqueue(0.0)
     fq.enqueue_many([noop.message(0.0) for _ in range(500)])
+    if mode == "parts":
+        print(json.dumps(_parts(fq, noop, f"{{{prefix}}}:")))
+        client.delete(*client.keys(f"{{{prefix}}}:*"))
+        return
     if mode == "bare-multi":  # packed before the timing: only the sends are measured
         data, base = noop.message(0.0).encode(), f"{{{prefix}}}:"
         bare = [b"".join(pack(c) for c in enqueue_commands(i, data, base)) for i in range(n)]
