@@ -26,7 +26,7 @@ url = sys.argv[1]
 n = int(sys.argv[2]) if len(sys.argv) > 2 else 10_000
 kind = sys.argv[3] if len(sys.argv) > 3 else "def"
 if url.startswith("redis"):
-    redis.Redis.from_url(url).flushdb()
+    redis.Redis.from_url(url.split("?")[0]).flushdb()
 elif url.startswith("sqlite:///"):
     for suffix in ("", "-wal", "-shm"):
         Path(url[len("sqlite:///") :] + suffix).unlink(missing_ok=True)

@@ -48,7 +48,7 @@ def _measure(
 def main() -> None:
     url = sys.argv[1]
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
-    client = redis.Redis.from_url(url)
+    client = redis.Redis.from_url(url.split("?")[0])
     client.flushdb()
     before = str(client.config_get("slowlog-log-slower-than")["slowlog-log-slower-than"])
     client.config_set("slowlog-log-slower-than", 0)

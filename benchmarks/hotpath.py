@@ -30,7 +30,7 @@ from fluxqueue.worker import Worker
 
 def main() -> None:
     url = sys.argv[1]
-    redis.Redis.from_url(url).flushdb()
+    redis.Redis.from_url(url.split("?")[0]).flushdb()
     fq = FluxQueue(url)
 
     @fq.task(name="noop")

@@ -251,7 +251,7 @@ def main() -> None:
         return
     url = sys.argv[1]
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 300
-    redis.Redis.from_url(url).flushdb()
+    redis.Redis.from_url(url.split("?")[0]).flushdb()
     _stamp(wire.BlockingConnection, "send", SENT, "send")
     for kind in ("def", "async"):
         print(json.dumps(_through_worker(url, kind, n)), flush=True)

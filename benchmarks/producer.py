@@ -110,7 +110,7 @@ def main() -> None:
     @fq.task(name="noop")
     def noop(ts: float) -> None: ...
 
-    client = redis.Redis.from_url(url)
+    client = redis.Redis.from_url(url.split("?")[0])
     for _ in range(200):  # warm-up: connections, script cache, encoder caches
         noop.enqueue(0.0)
     fq.enqueue_many([noop.message(0.0) for _ in range(500)])

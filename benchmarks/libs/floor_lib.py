@@ -8,7 +8,9 @@ on this machine, and the distance to it is what a library's own work costs. The 
 has: enqueue one at a time (one round trip per task), bulk enqueue (5,000 values per
 ``RPUSH``), no-op drain, enqueue-to-start latency (a single-threaded worker blocked in
 ``BLPOP``) and the idle RSS of a bare Python process. It has one kind of body (the
-``def`` row) and no worker pool, so no async or sleep rows.
+``def`` row) and no worker pool, so no async or sleep rows. Like fluxqueue's blocking
+connections (``busy_poll``, docs/backends/redis.md), it polls for each reply for up to
+50 µs before it sleeps, so that it stays the floor.
 
 Run by run.py like the peers' adapters (``floor`` in its ``--libs``); the worker is
 ``python -m floor_lib``.
@@ -26,6 +28,8 @@ from _recorder import begin, end
 
 KEY = b"floor:q"
 CHUNK = 5000
+#: Seconds to poll for a reply before sleeping: fluxqueue's default ``busy_poll``.
+POLL = 50e-6
 
 
 class Bare:
@@ -45,12 +49,25 @@ class Bare:
         for arg in args:
             out.append(b"$%d\r\n%b\r\n" % (len(arg), arg))
         self.sock.sendall(b"".join(out))
+        self.poll()
         return self.read()
 
     def send(self, data: bytes, replies: int) -> list[Any]:
         """Commands packed already, in one write; their replies."""
         self.sock.sendall(data)
+        self.poll()
         return [self.read() for _ in range(replies)]
+
+    def poll(self) -> None:
+        """Until a reply is there or ``POLL`` is up, ask without blocking."""
+        deadline = time.perf_counter() + POLL
+        while True:
+            try:
+                self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+                return
+            except BlockingIOError:
+                if time.perf_counter() > deadline:
+                    return
 
     def read(self) -> Any:
         line = self.file.readline()

@@ -87,7 +87,7 @@ def test_redis_url_is_parsed_without_connecting() -> None:
     port = free_port()  # nothing listens there: the constructor must not care
     broker = RedisBroker(
         f"redis://bob:s3cret@127.0.0.1:{port}/4?prefix=app1&socket_timeout=2"
-        "&socket_connect_timeout=0.5&max_connections=20&visibility_timeout=7"
+        "&socket_connect_timeout=0.5&max_connections=20&visibility_timeout=7&busy_poll=25"
     )
     kwargs = broker.config.client_kwargs
     assert (kwargs["host"], kwargs["port"], kwargs["db"]) == ("127.0.0.1", port, 4)
@@ -95,6 +95,8 @@ def test_redis_url_is_parsed_without_connecting() -> None:
     assert (kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == (2.0, 0.5)
     assert kwargs["max_connections"] == 20
     assert broker.visibility_timeout == 7.0
+    assert broker.config.busy_poll == pytest.approx(25e-6)
+    assert "busy_poll" not in kwargs  # fluxqueue's own, never passed to redis-py
     assert broker.keys.route == "{app1}:seq"
     assert "s3cret" not in repr(broker) and "***" in repr(broker)
 
@@ -105,6 +107,8 @@ def test_bare_password_and_defaults() -> None:
     assert kwargs["password"] == "s3cret" and "username" not in kwargs
     assert (kwargs["host"], kwargs["port"]) == ("localhost", 6379)
     assert broker.config.prefix == "fq" and not broker.config.cluster
+    assert broker.config.busy_poll == pytest.approx(50e-6)
+    assert RedisBroker("redis://localhost?busy_poll=0").config.busy_poll == 0.0
     assert "s3cret" not in repr(broker)
 
 
@@ -137,6 +141,8 @@ def test_unix_url() -> None:
         ("redis://localhost/2?cluster=1", "only has db 0"),
         ("unix://?db=1", "needs a socket path"),
         ("redis://localhost?visibility_timeout=-1", "visibility_timeout must be a positive"),
+        ("redis://localhost?busy_poll=-5", "busy_poll must be a number of microseconds"),
+        ("redis://localhost?busy_poll=fast", "from 0 (never poll) to 1000000, got 'fast'"),
     ],
 )
 def test_bad_urls_are_explained(url: str, complaint: str) -> None:

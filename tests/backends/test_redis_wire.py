@@ -20,7 +20,13 @@ from hypothesis import strategies as st
 from fluxqueue import FluxQueue
 from fluxqueue.backends.redis import RedisBroker
 from fluxqueue.backends.redis.resp import pack
-from fluxqueue.backends.redis.wire import ProtocolError, PyReader, ReplyError
+from fluxqueue.backends.redis.wire import (
+    BlockingConnection,
+    Endpoint,
+    ProtocolError,
+    PyReader,
+    ReplyError,
+)
 from fluxqueue.errors import BrokerConnectionError, BrokerError, ConfigurationError
 from fluxqueue.message import Message
 from fluxqueue.state import State
@@ -119,9 +125,9 @@ def test_an_error_reply_names_its_code() -> None:
 # -- a server that is not Redis ------------------------------------------------------------
 
 
-def fake_server(answer: bytes | None) -> Iterator[int]:
+def fake_server(answer: bytes | None, close: bool = False) -> Iterator[int]:
     """A TCP server on a free port that reads each request and answers ``answer`` (never,
-    with None)."""
+    with None), then hangs up if ``close``."""
     listener = socket.create_server(("127.0.0.1", 0))
     port: int = listener.getsockname()[1]
     stop = threading.Event()
@@ -138,6 +144,8 @@ def fake_server(answer: bytes | None) -> Iterator[int]:
             conn.recv(65536)
             if answer is not None:
                 conn.sendall(answer)
+            if close:
+                conn.close()
         for conn in held:
             conn.close()
 
@@ -203,6 +211,7 @@ def test_tls_end_to_end_with_the_servers_ca(tls_server: RedisServer) -> None:
         return 2 * x
 
     handle = double.enqueue(21)  # the blocking producer's connection
+    assert fq.broker._clients.endpoint.busy_poll == 0  # TLS sockets take no receive flags
 
     async def work() -> None:
         broker = fq.broker
@@ -227,6 +236,67 @@ def test_unreadable_tls_files_are_a_configuration_error() -> None:
     broker = RedisBroker("rediss://127.0.0.1:1/0?ssl_ca_certs=/nonexistent/ca.pem")
     with pytest.raises(ConfigurationError, match="TLS files cannot be used"):
         asyncio.run(broker.get_state("x"))
+
+
+# -- busy polling ----------------------------------------------------------------------------
+
+
+def test_busy_polling_backs_off_from_slow_replies_and_resumes_on_quick_ones(
+    redis_url: str, redis_server: RedisServer
+) -> None:
+    """A connection polls for each reply before it sleeps (``BlockingConnection.receive``);
+    a poll that times out makes the next reads skip polling, one that succeeds ends that."""
+    endpoint = Endpoint({"host": "127.0.0.1", "port": redis_server.port}, busy_poll=0.05)
+    connection = BlockingConnection(endpoint)
+
+    def ask(*command: Any) -> Any:
+        connection.send(pack(command))
+        return connection.read()
+
+    assert ask("PING") == b"PONG"  # polled, and the reply came in time
+    assert (connection.backoff, connection.skip) == (0, 0)
+    # BLPOP on an empty list answers only when its 0.15 s are up: longer than the poll
+    assert ask("BLPOP", "fq-test-nothing", 0.15) is None
+    assert (connection.backoff, connection.skip) == (1, 1)
+    assert ask("BLPOP", "fq-test-nothing", 0.15) is None  # skipped the poll: waited at once
+    assert (connection.backoff, connection.skip) == (1, 0)
+    assert ask("BLPOP", "fq-test-nothing", 0.15) is None  # polled in vain again
+    assert (connection.backoff, connection.skip) == (3, 3)
+    assert [ask("PING") for _ in range(3)] == [b"PONG"] * 3  # skipped
+    assert (connection.backoff, connection.skip) == (3, 0)
+    assert ask("PING") == b"PONG"  # polled, in time: polling is back for every read
+    assert (connection.backoff, connection.skip) == (0, 0)
+    connection.close()
+
+
+@pytest.mark.parametrize("option", ["", "?busy_poll=0"])
+def test_enqueues_land_with_busy_polling_on_and_off(redis_url: str, option: str) -> None:
+    fq = FluxQueue(redis_url + option)
+
+    @fq.task(name="polled")
+    def noop() -> None: ...
+
+    ids = [noop.enqueue().id for _ in range(50)]
+
+    async def states() -> list[State | None]:
+        found = [await fq.broker.get_state(task_id) for task_id in ids]
+        await fq.broker.close()
+        return found
+
+    assert all(state is not None for state in asyncio.run(states()))
+
+
+def test_a_server_that_hangs_up_while_polled_is_a_clear_error() -> None:
+    gen = fake_server(b"", close=True)
+    port = next(gen)
+    fq = FluxQueue(f"redis://127.0.0.1:{port}/0?socket_timeout=2&busy_poll=100000")
+
+    @fq.task
+    def noop() -> None: ...
+
+    with pytest.raises(BrokerConnectionError, match="the server closed the connection"):
+        noop.enqueue()
+    gen.close()
 
 
 # -- the pool ------------------------------------------------------------------------------

@@ -22,6 +22,10 @@ from fluxqueue.errors import ConfigurationError
 
 __all__ = ["OPTIONS", "RedisConfig", "parse_url"]
 
+#: Default of the ``busy_poll`` option, in microseconds: a reply from Redis on the same
+#: machine arrives within about 20 (docs/benchmarks.md, "Busy polling").
+DEFAULT_BUSY_POLL_US = 50
+
 #: Option name -> what it does; shown when an unknown option is refused.
 OPTIONS: dict[str, str] = {
     "prefix": "namespace of every key (default fq); also the cluster hash tag",
@@ -34,6 +38,8 @@ OPTIONS: dict[str, str] = {
     "max_connections": "connections per event loop; more callers wait (default 100)",
     "health_check_interval": "seconds after which an idle connection is checked first",
     "block_timeout": "longest single blocking wait of an idle fetch (default 5)",
+    "busy_poll": "microseconds a synchronous enqueue polls for the reply before it sleeps "
+    f"(default {DEFAULT_BUSY_POLL_US}; 0 never)",
     "client_name": "CLIENT SETNAME shown in CLIENT LIST",
     "ssl_cert_reqs": "rediss: none, optional or required (default required)",
     "ssl_ca_certs": "rediss: CA bundle file",
@@ -54,6 +60,8 @@ class RedisConfig:
     prefix: str = "fq"
     cluster: bool = False
     block_timeout: float = 5.0
+    #: Seconds a blocking connection polls for a reply before it sleeps (``busy_poll``).
+    busy_poll: float = DEFAULT_BUSY_POLL_US / 1e6
     where: str = "127.0.0.1:6379"
     #: Connection settings: read by ``wire.Endpoint``, or passed to redis-py's
     #: ``RedisCluster`` as keyword arguments.
@@ -72,6 +80,7 @@ def parse_url(url: str, options: dict[str, str]) -> RedisConfig:
     }
     config.block_timeout = float_option(options, "block_timeout", 5.0, url)
     config.cluster = _flag(options, "cluster", masked)
+    config.busy_poll = _busy_poll(options, masked)
     prefix = options.pop("prefix", "fq")
     if not _PREFIX.match(prefix):
         raise ConfigurationError(
@@ -155,6 +164,23 @@ def _flag(options: dict[str, str], name: str, masked: str) -> bool:
     if raw.lower() in _FALSE:
         return False
     raise ConfigurationError(f"broker URL {masked!r}: {name} must be 1 or 0, got {raw!r}")
+
+
+def _busy_poll(options: dict[str, str], masked: str) -> float:
+    """The ``busy_poll`` option, given in microseconds, in seconds."""
+    raw = options.pop("busy_poll", None)
+    if raw is None:
+        return DEFAULT_BUSY_POLL_US / 1e6
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1_000_000:
+        raise ConfigurationError(
+            f"broker URL {masked!r}: busy_poll must be a number of microseconds from 0 "
+            f"(never poll) to 1000000, got {raw!r}"
+        )
+    return value / 1e6
 
 
 def _ssl_options(options: dict[str, str], masked: str) -> dict[str, Any]:

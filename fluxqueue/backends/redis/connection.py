@@ -270,7 +270,7 @@ class Clients:
         """Built on first use: a TLS context reads its certificate files then."""
         endpoint = self._endpoint
         if endpoint is None:
-            endpoint = self._endpoint = Endpoint(self.config.client_kwargs)
+            endpoint = self._endpoint = Endpoint(self.config.client_kwargs, self.config.busy_poll)
         return endpoint
 
     def sync(self) -> SyncConnections:
