@@ -10,7 +10,8 @@ has: enqueue one at a time (one round trip per task), bulk enqueue (5,000 values
 ``BLPOP``) and the idle RSS of a bare Python process. It has one kind of body (the
 ``def`` row) and no worker pool, so no async or sleep rows. Like fluxqueue's blocking
 connections (``busy_poll``, docs/backends/redis.md), it polls for each reply for up to
-50 µs before it sleeps, so that it stays the floor.
+50 µs before it sleeps when the call is part of a burst (the last reply came less than
+1 ms ago), so that it stays the floor.
 
 Run by run.py like the peers' adapters (``floor`` in its ``--libs``); the worker is
 ``python -m floor_lib``.
@@ -28,8 +29,9 @@ from _recorder import begin, end
 
 KEY = b"floor:q"
 CHUNK = 5000
-#: Seconds to poll for a reply before sleeping: fluxqueue's default ``busy_poll``.
-POLL = 50e-6
+#: Seconds to poll for a reply before sleeping, and since the last reply within which a
+#: call is part of a burst: fluxqueue's default ``busy_poll`` and its ``wire.BURST``.
+POLL, BURST = 50e-6, 0.001
 
 
 class Bare:
@@ -40,6 +42,7 @@ class Bare:
         self.sock = socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.file = self.sock.makefile("rb")
+        self.used = 0.0  # when the last reply came (time.perf_counter)
         db = parts.path.strip("/")
         if db and db != "0":
             self.call(b"SELECT", db.encode())
@@ -50,17 +53,24 @@ class Bare:
             out.append(b"$%d\r\n%b\r\n" % (len(arg), arg))
         self.sock.sendall(b"".join(out))
         self.poll()
-        return self.read()
+        reply = self.read()
+        self.used = time.perf_counter()
+        return reply
 
     def send(self, data: bytes, replies: int) -> list[Any]:
         """Commands packed already, in one write; their replies."""
         self.sock.sendall(data)
         self.poll()
-        return [self.read() for _ in range(replies)]
+        found = [self.read() for _ in range(replies)]
+        self.used = time.perf_counter()
+        return found
 
     def poll(self) -> None:
-        """Until a reply is there or ``POLL`` is up, ask without blocking."""
-        deadline = time.perf_counter() + POLL
+        """In a burst, until a reply is there or ``POLL`` is up, ask without blocking."""
+        now = time.perf_counter()
+        if now - self.used > BURST:
+            return
+        deadline = now + POLL
         while True:
             try:
                 self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)

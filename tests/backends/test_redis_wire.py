@@ -9,6 +9,7 @@ import asyncio
 import socket
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,6 +27,7 @@ from fluxqueue.backends.redis.wire import (
     ProtocolError,
     PyReader,
     ReplyError,
+    SyncConnections,
 )
 from fluxqueue.errors import BrokerConnectionError, BrokerError, ConfigurationError
 from fluxqueue.message import Message
@@ -244,8 +246,9 @@ def test_unreadable_tls_files_are_a_configuration_error() -> None:
 def test_busy_polling_backs_off_from_slow_replies_and_resumes_on_quick_ones(
     redis_url: str, redis_server: RedisServer
 ) -> None:
-    """A connection polls for each reply before it sleeps (``BlockingConnection.receive``);
-    a poll that times out makes the next reads skip polling, one that succeeds ends that."""
+    """In a burst of calls, a connection polls for each reply before it sleeps
+    (``BlockingConnection.receive``); a poll that times out makes the next reads skip
+    polling, one that succeeds ends that."""
     endpoint = Endpoint({"host": "127.0.0.1", "port": redis_server.port}, busy_poll=0.05)
     connection = BlockingConnection(endpoint)
 
@@ -266,7 +269,31 @@ def test_busy_polling_backs_off_from_slow_replies_and_resumes_on_quick_ones(
     assert (connection.backoff, connection.skip) == (3, 0)
     assert ask("PING") == b"PONG"  # polled, in time: polling is back for every read
     assert (connection.backoff, connection.skip) == (0, 0)
+    time.sleep(0.01)  # a lone call (not in a burst) does not poll: no miss is counted
+    assert ask("BLPOP", "fq-test-nothing", 0.15) is None
+    assert (connection.backoff, connection.skip) == (0, 0)
     connection.close()
+
+
+def test_busy_polling_is_left_to_a_thread_alone_in_a_call(redis_server: RedisServer) -> None:
+    pool = SyncConnections(Endpoint({"host": "127.0.0.1", "port": redis_server.port}, 0.05))
+    first, second = pool.checkout(), pool.checkout()  # two threads in a call each
+    assert pool.crowded()
+
+    def ask(*command: Any) -> Any:
+        first.send(pack(command))
+        return first.read()
+
+    assert ask("PING") == b"PONG"
+    assert ask("BLPOP", "fq-test-nothing", 0.15) is None  # in a burst, but not alone
+    assert first.backoff == 0  # so no poll, and no miss
+    pool.checkin(second)
+    assert not pool.crowded()
+    assert ask("BLPOP", "fq-test-nothing", 0.15) is None  # alone now: polled in vain
+    assert first.backoff == 1
+    pool.checkin(first)
+    pool.close()
+    assert (pool.made, pool.idle) == (0, [])
 
 
 @pytest.mark.parametrize("option", ["", "?busy_poll=0"])

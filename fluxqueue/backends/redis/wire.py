@@ -18,6 +18,7 @@ import os
 import socket
 import ssl
 import struct
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -220,6 +221,11 @@ def _ssl_context(kwargs: dict[str, Any]) -> ssl.SSLContext:
     return context
 
 
+#: Seconds since the last reply within which a blocking connection's next call counts as
+#: part of a burst, and polls for its reply (``BlockingConnection.receive``).
+BURST = 0.001
+
+
 class BlockingConnection:
     """One blocking connection of a synchronous producer (see ``Clients.sync``).
 
@@ -228,10 +234,12 @@ class BlockingConnection:
     thread takes its own from ``SyncConnections``.
     """
 
-    __slots__ = ("backoff", "endpoint", "reader", "skip", "sock", "used")
+    __slots__ = ("backoff", "endpoint", "pool", "reader", "skip", "sock", "used")
 
-    def __init__(self, endpoint: Endpoint) -> None:
+    def __init__(self, endpoint: Endpoint, pool: SyncConnections | None = None) -> None:
         self.endpoint = endpoint
+        #: The connections this one belongs to (see ``receive``).
+        self.pool = pool
         self.sock: socket.socket | None = None
         self.reader: Reader = new_reader()
         self.used = 0.0
@@ -278,15 +286,27 @@ class BlockingConnection:
             raise
 
     def receive(self, sock: socket.socket) -> bytes:
-        """The server's next bytes. Polls for them without blocking for up to
-        ``endpoint.busy_poll`` before it sleeps: a thread that sleeps for a reply due in
-        microseconds is woken late (on a virtual machine the idle CPU halts, and a wake-up
-        costs tens of microseconds), and its next Python runs on cold caches. Each poll that
-        comes back empty-handed doubles the number of reads that skip polling (up to 1023),
-        and one that gets its reply ends the skipping: a slow or distant server is waited
-        for blockingly, so the polling spends CPU only where it saves time."""
+        """The server's next bytes. In a burst of calls (the last reply came less than
+        ``BURST`` ago), polls for them without blocking for up to ``endpoint.busy_poll``
+        before it sleeps: a thread that sleeps for a reply due in microseconds is woken late
+        (on a virtual machine the idle CPU halts, and a wake-up costs tens of
+        microseconds), and its next call runs on cold caches. A lone call sleeps at once:
+        it would save one wake-up, while holding a CPU that, on a small machine, the
+        server or a worker about to be woken may need. So does a call while other threads
+        of the process are in calls of their own: they need the GIL and the CPU the
+        polling would hold.
+
+        Each poll that comes back empty-handed doubles the number of reads that skip
+        polling (up to 1023), and one that gets its reply ends the skipping: a slow or
+        distant server is waited for blockingly, so the polling spends CPU only where it
+        saves time."""
         budget = self.endpoint.busy_poll
-        if not budget:
+        pool = self.pool
+        if (
+            not budget
+            or time.monotonic() - self.used > BURST
+            or (pool is not None and pool.crowded())
+        ):
             return sock.recv(65536)
         if self.skip:
             self.skip -= 1
@@ -366,26 +386,38 @@ def _timeval(seconds: float) -> bytes:
 class SyncConnections:
     """The blocking connections of one process, one in use per thread at a time.
 
-    ``idle`` is a stack that needs no lock (``list.append`` and ``list.pop`` are atomic). A
-    forked child must not share its parent's sockets: ``pid`` tells the owner to start over.
+    ``idle`` is a stack that needs no lock (``list.append`` and ``list.pop`` are atomic);
+    ``made`` counts the connections made (under a lock: that is rare), so that
+    ``made - len(idle)`` are lent out. A forked child must not share its parent's sockets:
+    ``pid`` tells the owner to start over.
     """
 
-    __slots__ = ("endpoint", "idle", "pid")
+    __slots__ = ("_lock", "endpoint", "idle", "made", "pid")
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
         self.idle: list[BlockingConnection] = []
+        self.made = 0
         self.pid = os.getpid()
+        self._lock = threading.Lock()
 
     def checkout(self) -> BlockingConnection:
         try:
             return self.idle.pop()
         except IndexError:
-            return BlockingConnection(self.endpoint)
+            with self._lock:
+                self.made += 1
+            return BlockingConnection(self.endpoint, self)
 
     def checkin(self, connection: BlockingConnection) -> None:
         self.idle.append(connection)
 
+    def crowded(self) -> bool:
+        """Whether more than one thread of this process is in a call."""
+        return self.made - len(self.idle) > 1
+
     def close(self) -> None:
         while self.idle:
             self.idle.pop().close()
+            with self._lock:
+                self.made -= 1
