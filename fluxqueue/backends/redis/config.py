@@ -23,7 +23,7 @@ from fluxqueue.errors import ConfigurationError
 __all__ = ["OPTIONS", "RedisConfig", "parse_url"]
 
 #: Default of the ``busy_poll`` option, in microseconds: a reply from Redis on the same
-#: machine arrives within about 20 (docs/benchmarks.md, "Busy polling").
+#: machine arrives within about 20 (docs/benchmarks.md, "Round 7: busy polling").
 DEFAULT_BUSY_POLL_US = 50
 
 #: Option name -> what it does; shown when an unknown option is refused.
