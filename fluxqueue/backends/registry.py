@@ -32,7 +32,7 @@ __all__ = ["WORKERS_KEY", "WORKER_KEY_PREFIX", "WorkerRegistry"]
 
 log = logging.getLogger("fluxqueue.broker")
 
-#: State keys of the default registry (task ids never start with "fluxqueue:").
+#: State keys of the default registry; task ids starting with "fluxqueue:" are reserved.
 WORKER_KEY_PREFIX = "fluxqueue:worker:"
 WORKERS_KEY = "fluxqueue:workers"
 _ALIVE, _STOPPED, _INDEX = "ALIVE", "STOPPED", "INDEX"
