@@ -3,7 +3,8 @@
 The public API, in groups: the app and its tasks (FluxQueue, Task, SyncTask, AsyncTask,
 Sender, TaskOptions, Message); following a task (TaskHandle, TaskResult, Status, Priority);
 inside a running task (current_task, CurrentTask, Context, Retry); plugin contracts
-(Broker, Serializer, hookimpl); and the errors, all rooted at FluxQueueError.
+(Broker, Serializer, hookimpl; everything a plugin needs is in ``fluxqueue.plugin_api``);
+and the errors, all rooted at FluxQueueError.
 
 Names are imported on first use (PEP 562 ``__getattr__``), so that ``import fluxqueue``
 and the modules a worker needs do not drag in what that process never uses; the
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
         TaskTimeout,
         UnknownComponentError,
         UnknownTaskError,
+        UnsupportedOperation,
     )
     from fluxqueue.handle import Priority, Status, TaskHandle, TaskResult
     from fluxqueue.message import Message
@@ -54,7 +56,7 @@ _ERRORS = (
     "BrokerConnectionError BrokerError ConfigurationError ContentTypeRefused DuplicateTaskError "
     "FluxQueueError InvalidTaskError MessageError PayloadTooLarge PluginConflictError "
     "PluginError PluginLoadError Retry SerializationError SignatureError TaskAborted TaskError "
-    "TaskFailed TaskTimeout UnknownComponentError UnknownTaskError"
+    "TaskFailed TaskTimeout UnknownComponentError UnknownTaskError UnsupportedOperation"
 )
 
 #: Public name -> the module that defines it.
@@ -116,6 +118,7 @@ __all__ = [
     "TaskTimeout",
     "UnknownComponentError",
     "UnknownTaskError",
+    "UnsupportedOperation",
     "__version__",
     "current_task",
     "hookimpl",

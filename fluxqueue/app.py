@@ -13,6 +13,7 @@ from fluxqueue._bridge import run_sync
 from fluxqueue._url import mask_url, scheme_of
 from fluxqueue.admin import Admin
 from fluxqueue.backends.base import Broker
+from fluxqueue.context import WorkerResources
 from fluxqueue.errors import (
     ContentTypeRefused,
     DuplicateTaskError,
@@ -127,9 +128,8 @@ class FluxQueue:
             max_result_size, "FLUXQUEUE_MAX_RESULT_SIZE", DEFAULT_MAX_RESULT_SIZE
         )
         self.tasks: dict[str, Task[Any, Any]] = {}
-        self._lifespan: Callable[[], Any] | None = None
-        self._context: Any = None
-        self._has_context = False
+        #: The ``@fq.lifespan`` resources, opened and closed by the worker.
+        self.worker_resources = WorkerResources()
         self._lock = threading.Lock()
         self.admin = Admin(self)
 
@@ -146,6 +146,15 @@ class FluxQueue:
         scheme = scheme_of(broker)
         cls = self.plugins.resolve("broker", scheme, Broker)  # type: ignore[type-abstract]
         return cls(broker.strip())
+
+    def use_broker(self, broker: str | Broker) -> Broker:
+        """Switch this app to another broker (a URL or an instance); return it.
+
+        The CLI uses it when ``--broker`` overrides the broker of the app it imported.
+        The previous broker is not closed: close it first if this process used it.
+        """
+        self.broker = self._make_broker(broker)
+        return self.broker
 
     def _make_serializer(self, serializer: str | Serializer) -> Serializer:
         if isinstance(serializer, Serializer):
@@ -279,26 +288,13 @@ class FluxQueue:
         """Register worker resources: a function returning a (sync or async) context manager,
         or a generator function that yields once. What it yields is ``fq.context`` in tasks.
         """
-        if inspect.isasyncgenfunction(fn):
-            from contextlib import asynccontextmanager
-
-            self._lifespan = asynccontextmanager(fn)
-        elif inspect.isgeneratorfunction(fn):
-            from contextlib import contextmanager
-
-            self._lifespan = contextmanager(fn)
-        else:
-            self._lifespan = fn
+        self.worker_resources.register(fn)
         return fn
 
     @property
     def context(self) -> Any:
         """What ``@fq.lifespan`` yielded, while a worker of this app runs in this process."""
-        if not self._has_context:
-            raise FluxQueueError(
-                "fq.context is only available while a worker runs; define it with @fq.lifespan"
-            )
-        return self._context
+        return self.worker_resources.value
 
     # -- enqueueing ------------------------------------------------------------------
 
@@ -369,7 +365,7 @@ class FluxQueue:
     def _prepared(self, messages: Iterable[Message]) -> list[Message]:
         """Run the enqueueing hooks and sign: the batch as it goes to the broker."""
         batch = list(messages)
-        if self.plugins.pm.hook.fluxqueue_task_enqueueing.get_hookimpls():
+        if self.plugins.has_observers("fluxqueue_task_enqueueing"):
             for message in batch:
                 self.plugins.notify("fluxqueue_task_enqueueing", app=self, message=message)
         signer = self.signer
@@ -379,7 +375,7 @@ class FluxQueue:
         return batch
 
     def _enqueued(self, batch: list[Message]) -> list[TaskHandle[Any]]:
-        if self.plugins.pm.hook.fluxqueue_task_enqueued.get_hookimpls():
+        if self.plugins.has_observers("fluxqueue_task_enqueued"):
             for message in batch:
                 self.plugins.notify("fluxqueue_task_enqueued", app=self, message=message)
         return [TaskHandle(self, m.id) for m in batch]

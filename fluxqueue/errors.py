@@ -12,7 +12,8 @@
     │   ├── ContentTypeRefused               a serializer the worker does not accept
     │   └── SignatureError                   unsigned or tampered, on a worker with a key
     ├── BrokerError                          the broker failed an operation
-    │   └── BrokerConnectionError (ConnectionError)  the broker cannot be reached
+    │   ├── BrokerConnectionError (ConnectionError)  the broker cannot be reached
+    │   └── UnsupportedOperation             the backend does not offer this operation
     ├── TaskError
     │   ├── InvalidTaskError (TypeError)     @task on something that is not a function
     │   ├── DuplicateTaskError               two functions registered under one name
@@ -87,6 +88,11 @@ class BrokerError(FluxQueueError):
 
 class BrokerConnectionError(BrokerError, ConnectionError):
     """The broker cannot be reached; the message says where fluxqueue tried."""
+
+
+class UnsupportedOperation(BrokerError):
+    """The backend does not offer an optional operation (listing dead letters, purging,
+    ...); the message names the backend and the operation."""
 
 
 class TaskError(FluxQueueError):

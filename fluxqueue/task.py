@@ -170,6 +170,12 @@ class Sender(Generic[P, R]):
     def task_name(self) -> str:
         return self._spec.name
 
+    @property
+    def spec(self) -> TaskSpec:
+        """The task's definition (name, options, function, how a worker runs it): what the
+        worker reads to run it."""
+        return self._spec
+
     def options(
         self,
         *,

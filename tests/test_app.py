@@ -126,3 +126,81 @@ def test_default_is_a_sqlite_file_in_the_working_directory(
     fq = FluxQueue()
     assert fq.broker.url == "sqlite:///fluxqueue.db"
     assert str(tmp_path / "fluxqueue.db") in repr(fq.broker)
+
+
+# -- the interfaces the worker and the CLI use instead of private fields ----------------
+
+
+def test_use_broker_switches_to_a_url_or_an_instance(tmp_path: Path) -> None:
+    fq = FluxQueue("memory://")
+    switched = fq.use_broker(f"sqlite:///{tmp_path}/other.db")
+    assert fq.broker is switched and switched.url.endswith("other.db")
+    mine = MemoryBroker()
+    assert fq.use_broker(mine) is mine and fq.broker is mine
+    with pytest.raises(UnknownComponentError, match="unknown broker URL scheme 'nope'"):
+        fq.use_broker("nope://x")
+    assert fq.broker is mine  # a failed switch keeps the broker it had
+
+
+def test_task_spec_is_what_the_worker_reads() -> None:
+    fq = FluxQueue("memory://")
+
+    @fq.task(name="adder", queue="maths")
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    @fq.task_with_context()
+    async def greet(ctx: object, name: str) -> str:
+        return name
+
+    assert (add.spec.name, add.spec.options.queue, add.spec.kind) == ("adder", "maths", "sync")
+    assert add.spec.fn is add.fn
+    assert str(add.spec.signature) == "(a: int, b: int) -> int"
+    assert (greet.spec.kind, greet.spec.with_context) == ("coroutine", True)
+    assert str(greet.spec.signature) == "(name: str) -> str"  # the context is not an argument
+
+
+def test_worker_resources_open_and_close_the_lifespan() -> None:
+    fq = FluxQueue("memory://")
+    events: list[str] = []
+
+    @fq.lifespan
+    def resources():  # type: ignore[no-untyped-def]
+        events.append("open")
+        yield {"db": 1}
+        events.append("close")
+
+    with pytest.raises(FluxQueueError, match=r"fq\.context is only available while a worker runs"):
+        _ = fq.context
+    fq.run(fq.worker_resources.open())
+    assert fq.worker_resources.is_open and fq.context == {"db": 1}
+    fq.run(fq.worker_resources.close())
+    fq.run(fq.worker_resources.close())  # closing twice does nothing more
+    assert events == ["open", "close"] and not fq.worker_resources.is_open
+    with pytest.raises(FluxQueueError, match="only available while a worker runs"):
+        _ = fq.context
+
+
+def test_a_lifespan_that_fails_to_open_is_not_closed() -> None:
+    fq = FluxQueue("memory://")
+    events: list[str] = []
+
+    class Failing:
+        def __enter__(self) -> None:
+            raise RuntimeError("no database")
+
+        def __exit__(self, *exc: object) -> None:
+            events.append("exit")  # must not run: it never entered
+
+    fq.lifespan(Failing)
+    with pytest.raises(RuntimeError, match="no database"):
+        fq.run(fq.worker_resources.open())
+    fq.run(fq.worker_resources.close())
+    assert events == [] and not fq.worker_resources.is_open
+
+
+def test_without_a_lifespan_the_context_is_none_while_open() -> None:
+    fq = FluxQueue("memory://")
+    fq.run(fq.worker_resources.open())
+    assert fq.context is None
+    fq.run(fq.worker_resources.close())

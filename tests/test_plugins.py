@@ -180,3 +180,73 @@ def test_cli_version() -> None:
         check=True,
     ).stdout
     assert out.strip() == "fluxqueue, version 0.1.0"
+
+
+def test_observers_run_one_plugin_at_a_time_and_a_failing_one_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seen: list[str] = []
+
+    class Broken:
+        @hookimpl
+        def fluxqueue_worker_stopping(self, worker_id):  # type: ignore[no-untyped-def]
+            raise RuntimeError("exporter down")
+
+    class Counting:
+        @hookimpl
+        def fluxqueue_worker_stopping(self, app, worker_id):  # type: ignore[no-untyped-def]
+            seen.append(worker_id)
+
+    manager = PluginManager()
+    assert not manager.has_observers("fluxqueue_worker_stopping")
+    manager.register(Counting(), name="counting")
+    manager.register(Broken(), name="broken")  # runs first: pluggy calls the newest first
+    assert manager.has_observers("fluxqueue_worker_stopping")
+    assert not manager.has_observers("fluxqueue_task_enqueued")
+    manager.notify("fluxqueue_worker_stopping", app=None, worker_id="w1")
+    assert seen == ["w1"]
+    assert "plugin 'broken' failed in fluxqueue_worker_stopping" in caplog.text
+    manager.unregister("counting")
+    manager.notify("fluxqueue_worker_stopping", app=None, worker_id="w2")
+    assert seen == ["w1"]
+    manager.unregister("broken")
+    assert not manager.has_observers("fluxqueue_worker_stopping")
+
+
+def test_a_registration_hook_that_raises_fails_only_its_plugin() -> None:
+    class Raising:
+        @hookimpl
+        def fluxqueue_register_serializers(self, register):  # type: ignore[no-untyped-def]
+            raise RuntimeError("no config")
+
+    manager = PluginManager()
+    manager.register(Raising(), name="raising")
+    assert "json" in manager.names("serializer")
+    info = {i.name: i for i in manager.infos()}["raising"]
+    assert info.status == "failed"
+    assert info.error == "fluxqueue_register_serializers raised RuntimeError: no config"
+
+
+def test_cli_reports_an_operation_a_plugin_broker_leaves_out_in_one_line(site: Path) -> None:
+    """examples/tiny_broker.py, installed as a plugin, offers no purge and no dead-letter
+    listing: the CLI says so in its one error line, without a traceback."""
+    registering_plugin(site, "tiny", "brokers", '"tiny", "tiny_broker:TinyBroker"')
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    path = os.pathsep.join([str(site), str(examples), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "PYTHONPATH": path}
+    cli = [sys.executable, "-m", "fluxqueue.cli"]
+    for args, operation in (
+        (["purge", "default", "--yes"], "purging a queue"),
+        (["dead", "list"], "listing dead letters"),
+    ):
+        done = subprocess.run(
+            [*cli, *args, "-b", "tiny://cli"], env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 1, done.stderr
+        assert f"Error: the TinyBroker broker does not support {operation}" in done.stderr
+        assert "Traceback" not in done.stderr
+    info = subprocess.run(
+        [*cli, "info", "--json", "-b", "tiny://cli"], env=env, capture_output=True, text=True
+    )
+    assert info.returncode == 0, info.stderr
+    assert json.loads(info.stdout)["workers"] == []

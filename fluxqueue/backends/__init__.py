@@ -1,4 +1,8 @@
-"""Brokers: where messages wait, leases live and results are kept. See :mod:`.base`."""
+"""Brokers: where messages wait, leases live and results are kept.
+
+The contract is split by concern (see :mod:`.base` for the table); plugin authors import
+everything they need from :mod:`fluxqueue.plugin_api`.
+"""
 
 from fluxqueue.backends.base import Broker
 

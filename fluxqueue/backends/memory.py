@@ -25,6 +25,7 @@ from fluxqueue.backends.base import (
     QueueStats,
     WorkerInfo,
 )
+from fluxqueue.backends.coordination import check_claim, check_release, check_tally
 from fluxqueue.errors import ConfigurationError
 from fluxqueue.message import Delivery, Message
 from fluxqueue.state import State, initial_state
@@ -32,6 +33,8 @@ from fluxqueue.state import State, initial_state
 __all__ = ["MemoryBroker"]
 
 _READY, _SCHEDULED, _LEASED = "ready", "scheduled", "leased"
+#: Expired claims and tallies are dropped when a new key arrives past this many.
+_SWEEP_AT = 1024
 
 
 @dataclass(slots=True)
@@ -66,6 +69,8 @@ class MemoryBroker(Broker):
         self._dead: dict[str, dict[str, DeadLetter]] = {}
         self._abort: set[str] = set()
         self._workers: dict[str, tuple[WorkerInfo, float]] = {}
+        self._claims: dict[str, tuple[str, float]] = {}  # key -> (token, expires)
+        self._tallies: dict[str, tuple[set[str], float]] = {}  # key -> (members, expires)
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
 
     # -- internals (call with the lock held) -------------------------------------------
@@ -306,8 +311,7 @@ class MemoryBroker(Broker):
                     stats.running += 1
             for name, stats in found.items():
                 stats.dead = len(self._dead.get(name, {}))
-            workers = [w for w, expires in self._workers.values() if expires > now]
-            return BrokerStats(list(found.values()), workers)
+            return BrokerStats(list(found.values()), self._live_workers(now))
 
     async def purge(self, queue: str) -> int:
         with self._lock:
@@ -343,6 +347,53 @@ class MemoryBroker(Broker):
     async def remove_worker(self, worker_id: str) -> None:
         with self._lock:
             self._workers.pop(worker_id, None)
+
+    async def registered_workers(self) -> list[WorkerInfo]:
+        with self._lock:
+            return self._live_workers(time.time())
+
+    def _live_workers(self, now: float) -> list[WorkerInfo]:
+        alive = [w for w, expires in self._workers.values() if expires > now]
+        return sorted(alive, key=lambda w: w.id)
+
+    # -- coordination ----------------------------------------------------------------
+
+    async def claim(self, key: str, token: str, ttl: float) -> str:
+        check_claim(key, token, ttl)
+        now = time.monotonic()
+        with self._lock:
+            held = self._claims.get(key)
+            if held is None or held[1] <= now or held[0] == token:
+                if held is None and len(self._claims) >= _SWEEP_AT:
+                    self._claims = {k: v for k, v in self._claims.items() if v[1] > now}
+                self._claims[key] = (token, now + ttl)
+                return token
+            return held[0]
+
+    async def release(self, key: str, token: str) -> bool:
+        check_release(key, token)
+        now = time.monotonic()
+        with self._lock:
+            held = self._claims.get(key)
+            if held is None or held[1] <= now:
+                self._claims.pop(key, None)
+                return False
+            if held[0] != token:
+                return False
+            del self._claims[key]
+            return True
+
+    async def tally(self, key: str, member: str, ttl: float) -> int:
+        check_tally(key, member, ttl)
+        now = time.monotonic()
+        with self._lock:
+            found = self._tallies.get(key)
+            members = found[0] if found is not None and found[1] > now else set()
+            if found is None and len(self._tallies) >= _SWEEP_AT:
+                self._tallies = {k: v for k, v in self._tallies.items() if v[1] > now}
+            members.add(member)
+            self._tallies[key] = (members, now + ttl)
+            return len(members)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

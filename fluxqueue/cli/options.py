@@ -181,7 +181,7 @@ def open_app(
 
         app = discover(paths).app
         if url is not None and app.broker.url != url:
-            app.broker = app._make_broker(url)
+            app.use_broker(url)
     else:
         app = FluxQueue(url)
     names = split_values(accept)

@@ -211,7 +211,7 @@ def prepare(config: StartConfig) -> Discovery:
     discovery = discover(config.module_paths, config.queues)
     app = discovery.app
     if config.broker_url is not None and app.broker.url != config.broker_url:
-        app.broker = app._make_broker(config.broker_url)
+        app.use_broker(config.broker_url)
     if config.accept:
         app.set_accept([*app.accept, *config.accept])
     asyncio.run(check_broker(app, config.queues))

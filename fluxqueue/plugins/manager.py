@@ -69,6 +69,8 @@ class PluginManager:
         self._components: dict[Kind, dict[str, _Component]] | None = None
         self._conflicts: dict[tuple[Kind, str], list[str]] = {}
         self._dists: dict[str, Any] = {}  # entry-point plugin name -> its Distribution
+        #: hook name -> (plugin name, a caller of that plugin's implementation only)
+        self._callers: dict[str, list[tuple[str, Any]]] = {}
 
     @property
     def hook(self) -> Any:
@@ -121,6 +123,7 @@ class PluginManager:
             self._infos.pop(name, None)
             self._dists.pop(name, None)
             self._components = None
+            self._callers = {}
 
     def _add(self, plugin: object, info: PluginInfo) -> None:
         try:
@@ -130,6 +133,7 @@ class PluginManager:
             return
         self._infos[info.name] = info
         self._components = None
+        self._callers = {}
 
     def _failed(self, info: PluginInfo, error: str) -> None:
         info.status, info.error = "failed", error
@@ -155,13 +159,54 @@ class PluginManager:
                 ("serializer", "fluxqueue_register_serializers"),
             ]
             for kind, hook_name in hooks:
-                for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
-                    self._collect(kind, impl, components[kind])
+                for plugin, call in self._callers_of(hook_name):
+                    self._collect(kind, hook_name, plugin, call, components[kind])
             self._components = components
             return components
 
-    def _collect(self, kind: Kind, impl: Any, found: dict[str, _Component]) -> None:
-        plugin = impl.plugin_name
+    def _callers_of(self, hook_name: str) -> list[tuple[str, Any]]:
+        """(plugin name, caller) for each plugin implementing ``hook_name``, in pluggy's
+        call order; each caller runs that one plugin's implementation, so one plugin that
+        raises never keeps the others from running. Built with pluggy's public API and
+        cached until a plugin is added or removed."""
+        callers = self._callers.get(hook_name)
+        if callers is not None:
+            return callers
+        with self._lock:
+            callers = self._callers.get(hook_name)
+            if callers is None:
+                plugins = {
+                    name: plugin
+                    for name, plugin in self.pm.list_name_plugin()
+                    if plugin is not None
+                }
+                implementing = {
+                    name
+                    for name, plugin in plugins.items()
+                    if any(c.name == hook_name for c in self.pm.get_hookcallers(plugin) or ())
+                }
+                # pluggy calls the last registered first; keep that order.
+                callers = [
+                    (
+                        name,
+                        self.pm.subset_hook_caller(
+                            hook_name, [p for n, p in plugins.items() if n != name]
+                        ),
+                    )
+                    for name in reversed(list(plugins))
+                    if name in implementing
+                ]
+                self._callers[hook_name] = callers
+            return callers
+
+    def has_observers(self, hook_name: str) -> bool:
+        """Whether any plugin implements the hook (so a caller can skip building its
+        arguments)."""
+        return bool(self._callers_of(hook_name))
+
+    def _collect(
+        self, kind: Kind, hook_name: str, plugin: str, call: Any, found: dict[str, _Component]
+    ) -> None:
         info = self._infos.get(plugin)
         mine: list[_Component] = []
 
@@ -171,10 +216,10 @@ class PluginManager:
             mine.append(_Component(name.lower(), target, plugin))
 
         try:
-            impl.function(*[register for _ in impl.argnames])
+            call(register=register)
         except Exception as exc:
             if info is not None:
-                self._failed(info, f"{impl.function.__name__} raised {type(exc).__name__}: {exc}")
+                self._failed(info, f"{hook_name} raised {type(exc).__name__}: {exc}")
             return
         for component in mine:
             other = found.get(component.name)
@@ -252,12 +297,11 @@ class PluginManager:
 
     def notify(self, hook_name: str, **kwargs: Any) -> None:
         """Call an observer hook; a plugin that raises is logged, never propagated."""
-        caller = getattr(self.pm.hook, hook_name)
-        for impl in caller.get_hookimpls():
+        for plugin, call in self._callers_of(hook_name):
             try:
-                impl.function(*[kwargs[a] for a in impl.argnames])
+                call(**kwargs)
             except Exception:
-                log.exception("plugin %r failed in %s", impl.plugin_name, hook_name)
+                log.exception("plugin %r failed in %s", plugin, hook_name)
 
 
 _manager: PluginManager | None = None

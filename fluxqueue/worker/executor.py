@@ -95,13 +95,13 @@ def _mismatch(
     """Why ``args`` cannot be passed to the task's function, if they cannot. Checked only
     after the body raised ``TypeError`` (binding a signature costs as much as a small task
     body); a wrong call is then a producer's mistake that no retry would fix."""
-    signature = task._spec.signature
+    signature = task.spec.signature
     if signature is None:
         return None
     try:
         signature.bind(*args, **kwargs)
     except TypeError as exc:
-        return TypeError(f"arguments do not match {task._spec.name}{signature}: {exc}")
+        return TypeError(f"arguments do not match {task.spec.name}{signature}: {exc}")
     return None
 
 
@@ -284,7 +284,7 @@ class Executor:
         m = message
         _current.set(CurrentTask(m.id, m.task, m.queue, m.attempt, m.max_retries, m.created_at))
         fn = task.fn
-        spec = task._spec
+        spec = task.spec
         if spec.with_context:
             args = (self._context_for(fn), *args)
         try:

@@ -136,14 +136,9 @@ class Worker:
         self._stopping = asyncio.Event()
         signals = self._install_signals(loop)
         app = self.app
-        lifespan = app._lifespan() if app._lifespan is not None else None
+        resources = app.worker_resources
         try:
-            if lifespan is not None:
-                if hasattr(lifespan, "__aenter__"):
-                    app._context = await lifespan.__aenter__()
-                else:
-                    app._context = lifespan.__enter__()
-            app._has_context = True
+            await resources.open()
             app.plugins.notify(
                 "fluxqueue_worker_started", app=app, worker_id=self.id, queues=self.queues
             )
@@ -173,12 +168,7 @@ class Worker:
                 except Exception as exc:
                     log.warning("could not unregister worker %s: %s", self.id, exc)
         finally:
-            if lifespan is not None:
-                if hasattr(lifespan, "__aexit__"):
-                    await lifespan.__aexit__(None, None, None)
-                else:
-                    lifespan.__exit__(None, None, None)
-            app._has_context, app._context = False, None
+            await resources.close()
             for sig in signals:
                 loop.remove_signal_handler(sig)
             self.pool.shutdown(wait=False, cancel_futures=True)

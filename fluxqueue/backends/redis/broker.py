@@ -32,6 +32,7 @@ from fluxqueue.backends.base import (
 )
 from fluxqueue.backends.redis.config import RedisConfig, parse_url
 from fluxqueue.backends.redis.connection import Clients, translate_errors
+from fluxqueue.backends.redis.coordination import RedisCoordination
 from fluxqueue.backends.redis.keys import Keys
 from fluxqueue.backends.redis.resp import bulk, pack, raw
 from fluxqueue.backends.redis.scripts import script
@@ -235,7 +236,7 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-class RedisBroker(Broker):
+class RedisBroker(RedisCoordination, Broker):
     """Broker on Redis >= 6.2 or Redis Cluster. Connects lazily, one client per event loop."""
 
     def __init__(self, url: str = "redis://127.0.0.1:6379/0") -> None:

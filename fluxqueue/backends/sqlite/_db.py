@@ -91,6 +91,20 @@ CREATE TABLE IF NOT EXISTS workers (
     info TEXT NOT NULL,
     expires_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS claims (
+    key TEXT PRIMARY KEY,
+    token TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tallies (
+    key TEXT PRIMARY KEY,
+    expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tally_members (
+    key TEXT NOT NULL,
+    member TEXT NOT NULL,
+    PRIMARY KEY (key, member)
+);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '{SCHEMA_VERSION}');
 """
 

@@ -24,6 +24,7 @@ from fluxqueue.backends.base import (
     QueueStats,
     WorkerInfo,
 )
+from fluxqueue.backends.coordination import check_claim, check_release, check_tally
 from fluxqueue.backends.sqlite._db import LEASED, READY, SCHEDULED, Database, parse_url
 from fluxqueue.backends.sqlite._wait import Waiter
 from fluxqueue.message import Delivery, Message
@@ -422,6 +423,14 @@ class SQLiteBroker(Broker):
 
         return await self._db.run(read)
 
+    async def registered_workers(self) -> list[WorkerInfo]:
+        rows = await self._db.run(
+            lambda db: db.execute(
+                "SELECT info FROM workers WHERE expires_at > ? ORDER BY id", (time.time(),)
+            ).fetchall()
+        )
+        return [WorkerInfo.from_dict(json.loads(r[0])) for r in rows]
+
     async def purge(self, queue: str) -> int:
         return await self._db.run(
             lambda db: (
@@ -458,16 +467,80 @@ class SQLiteBroker(Broker):
     async def remove_worker(self, worker_id: str) -> None:
         await self._db.run(lambda db: db.execute("DELETE FROM workers WHERE id = ?", (worker_id,)))
 
+    # -- coordination ----------------------------------------------------------------
+
+    async def claim(self, key: str, token: str, ttl: float) -> str:
+        check_claim(key, token, ttl)
+
+        def tx(db: sqlite3.Connection) -> str:
+            now = time.time()
+            db.execute("BEGIN IMMEDIATE")
+            row = db.execute(
+                "SELECT token FROM claims WHERE key = ? AND expires_at > ?", (key, now)
+            ).fetchone()
+            holder: str = token if row is None else row[0]
+            if holder == token:
+                db.execute(
+                    "INSERT OR REPLACE INTO claims (key, token, expires_at) VALUES (?, ?, ?)",
+                    (key, token, now + ttl),
+                )
+            db.execute("COMMIT")
+            return holder
+
+        return await self._db.run(tx)
+
+    async def release(self, key: str, token: str) -> bool:
+        check_release(key, token)
+        removed: int = await self._db.run(
+            lambda db: (
+                db.execute(
+                    "DELETE FROM claims WHERE key = ? AND token = ? AND expires_at > ?",
+                    (key, token, time.time()),
+                ).rowcount
+            )
+        )
+        return removed > 0
+
+    async def tally(self, key: str, member: str, ttl: float) -> int:
+        check_tally(key, member, ttl)
+
+        def tx(db: sqlite3.Connection) -> int:
+            now = time.time()
+            db.execute("BEGIN IMMEDIATE")
+            row = db.execute("SELECT expires_at FROM tallies WHERE key = ?", (key,)).fetchone()
+            if row is not None and row[0] <= now:  # expired: the set starts over
+                db.execute("DELETE FROM tally_members WHERE key = ?", (key,))
+            db.execute(
+                "INSERT OR REPLACE INTO tallies (key, expires_at) VALUES (?, ?)", (key, now + ttl)
+            )
+            db.execute(
+                "INSERT OR IGNORE INTO tally_members (key, member) VALUES (?, ?)", (key, member)
+            )
+            (count,) = db.execute(
+                "SELECT COUNT(*) FROM tally_members WHERE key = ?", (key,)
+            ).fetchone()
+            db.execute("COMMIT")
+            return int(count)
+
+        return await self._db.run(tx)
+
     async def _sweep(self) -> None:
-        """Delete expired states, outputs and worker records (they are invisible already)."""
+        """Delete expired states, outputs, worker records, claims and tallies (they are
+        invisible already)."""
         self._next_sweep = time.monotonic() + SWEEP_INTERVAL
 
         def tx(db: sqlite3.Connection) -> int:
             now = time.time()
             db.execute("BEGIN IMMEDIATE")
             removed = 0
-            for table in ("states", "outputs", "workers"):
+            for table in ("states", "outputs", "workers", "claims"):
                 removed += db.execute(f"DELETE FROM {table} WHERE expires_at <= ?", (now,)).rowcount
+            removed += db.execute(
+                "DELETE FROM tally_members WHERE key IN "
+                "(SELECT key FROM tallies WHERE expires_at <= ?)",
+                (now,),
+            ).rowcount
+            removed += db.execute("DELETE FROM tallies WHERE expires_at <= ?", (now,)).rowcount
             db.execute("COMMIT")
             return removed
 

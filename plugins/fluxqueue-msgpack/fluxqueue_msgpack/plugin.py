@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from fluxqueue import hookimpl
-from fluxqueue.plugins.hookspecs import Register
+from fluxqueue.plugin_api import Register, hookimpl
 
 
 @hookimpl

@@ -6,7 +6,7 @@ from typing import Any
 
 import msgpack
 
-from fluxqueue import MessageError, SerializationError, Serializer
+from fluxqueue.plugin_api import MessageError, SerializationError, Serializer
 
 __all__ = ["MsgpackSerializer"]
 
