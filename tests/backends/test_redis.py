@@ -26,7 +26,6 @@ from fluxqueue._bridge import run_sync
 from fluxqueue.backends.redis import RedisBroker
 from fluxqueue.backends.redis import broker as broker_module
 from fluxqueue.backends.redis.broker import DRAINED_FRESH, ENQUEUE_CHUNK
-from fluxqueue.backends.redis.resp import pack
 from fluxqueue.errors import BrokerConnectionError, BrokerError, ConfigurationError
 from fluxqueue.message import Message
 from fluxqueue.state import State
@@ -228,10 +227,8 @@ def test_bulk_enqueue_in_chunks_and_after_script_flush(
         await put(broker, *(msg("bulk") for _ in range(total)))
         (queue,) = (await broker.stats(["bulk"])).queues
         assert queue.total_ready == total
-        if kind == "cluster":
-            await broker._clients.cluster().script_flush()
-        else:  # as after a restart or failover: NOSCRIPT, then EVAL
-            await broker._clients.call([pack(("SCRIPT", "FLUSH"))])
+        # as after a restart or failover: NOSCRIPT, then EVAL
+        await broker._clients.pooled().script_flush()
         await put(broker, *(msg("bulk") for _ in range(total)))
         got = await broker.fetch(["bulk"], 500, 1.0)
         assert len(got) == 500

@@ -1,0 +1,293 @@
+"""redis-py clients, one set per event loop, and the translation of their errors.
+
+fluxqueue speaks to Redis through redis-py (with hiredis when installed) only: one client
+library for a single server and for a cluster, with its TLS, authentication, health checks
+and retries. docs/benchmarks.md ("Round 8: one Redis client") has the measurement that
+retired fluxqueue's own protocol client in its favour.
+
+Why per loop: an asyncio connection belongs to the loop that opened it, and one broker is
+used from several loops in one process (the sync bridge thread, a worker, the user's own).
+Why not a ``WeakKeyDictionary``: a connection's transport refers back to its loop, so a
+weak key would never die; entries of closed loops are pruned explicitly instead.
+Why the pid check: a forked child (gunicorn, multiprocessing) must not share its parent's
+sockets, so it starts with no clients and opens its own. (redis-py's pools check the pid
+too; this also keeps the child from closing clients that belong to its parent.)
+
+Each loop gets a pooled client for ordinary calls and a second one, apart, for a fetch's
+blocking ``BLPOP``, so a waiting fetch never holds a connection that others need.
+Synchronous producers share one blocking ``redis.Redis`` per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+from fluxqueue.backends.redis.config import RedisConfig
+from fluxqueue.errors import BrokerConnectionError, BrokerError, ConfigurationError
+
+__all__ = ["Clients", "translate_errors"]
+
+log = logging.getLogger("fluxqueue.redis")
+
+#: Connections per event loop unless the URL says ``max_connections``.
+DEFAULT_MAX_CONNECTIONS = 100
+T = TypeVar("T")
+_Cache = dict[tuple[asyncio.AbstractEventLoop, str], Any]
+
+
+class Clients:
+    """Hands out the redis-py clients of the running event loop, made on first use."""
+
+    def __init__(self, config: RedisConfig) -> None:
+        self.config = config
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        # per (event loop, role); cleared in place, never replaced (see _of_loop)
+        self._clients: _Cache = {}
+        self._sync: Any = None
+        self._sync_pid = 0
+        self._checked = False
+
+    def _kwargs(self, for_asyncio: bool) -> dict[str, Any]:
+        """redis-py's keyword arguments; TLS files are checked here, once, so that a
+        wrong path is a configuration error rather than a connection that keeps failing."""
+        kwargs = self.config.client_kwargs
+        if kwargs.get("ssl") and not self._checked:
+            _check_tls_files(kwargs)
+            self._checked = True
+        return {**_common_kwargs(for_asyncio), **kwargs}
+
+    def pooled(self) -> Any:
+        """The running loop's pooled client (``redis.asyncio.Redis``; ``RedisCluster``
+        with ``cluster=1``)."""
+        return self._of_loop("pooled", self._new_async)
+
+    def blocking(self) -> Any:
+        """The running loop's client for a fetch's ``BLPOP`` (not on a cluster)."""
+        return self._of_loop("blocking", self._new_async)
+
+    def sync(self) -> Any:
+        """The blocking ``redis.Redis`` of synchronous producers in this process; a forked
+        child gets its own and leaves its parent's alone (closing it would cut the parent
+        off: the sockets are shared)."""
+        client = self._sync
+        if client is None or self._sync_pid != os.getpid():
+            with self._lock:
+                if self._sync is None or self._sync_pid != os.getpid():
+                    from redis import BlockingConnectionPool, Redis
+
+                    kwargs = self._kwargs(for_asyncio=False)
+                    kwargs.setdefault("max_connections", DEFAULT_MAX_CONNECTIONS)
+                    pool = _pool(BlockingConnectionPool, kwargs)
+                    self._sync, self._sync_pid = Redis(connection_pool=pool), os.getpid()
+                client = self._sync
+        return client
+
+    def _new_async(self) -> Any:
+        kwargs = self._kwargs(for_asyncio=True)
+        if self.config.cluster:
+            from redis.asyncio.cluster import RedisCluster
+
+            return RedisCluster(**kwargs)
+        from redis.asyncio import BlockingConnectionPool, Redis
+
+        kwargs.setdefault("max_connections", DEFAULT_MAX_CONNECTIONS)
+        return Redis(connection_pool=_pool(BlockingConnectionPool, kwargs))
+
+    def _of_loop(self, role: str, make: Callable[[], T]) -> T:
+        """The running loop's ``role`` client, made on first use. A forked child first
+        forgets its parent's clients (without closing them), and a new entry drops those
+        of loops closed since."""
+        with self._lock:
+            if self._pid != os.getpid():
+                self._clients.clear()
+                self._pid = os.getpid()
+            key = (asyncio.get_running_loop(), role)
+            client = self._clients.get(key)
+            if client is None:
+                for old in [k for k in self._clients if k[0].is_closed()]:
+                    del self._clients[old]
+                client = self._clients[key] = make()
+            return client
+
+    async def close(self) -> None:
+        """Close every loop's clients; later calls open new ones."""
+        try:
+            current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        with self._lock:
+            clients = dict(self._clients)
+            self._clients.clear()
+            sync, self._sync = self._sync, None
+            if sync is not None and self._sync_pid == os.getpid():
+                sync.close()
+                sync.connection_pool.disconnect()
+            if self._pid != os.getpid():
+                return  # the parent's connections: not ours to close
+        for (loop, _), client in clients.items():
+            closing = _quiet_close(client)
+            if loop is current:
+                await closing
+            elif loop.is_running():
+                # Closed on its own loop; a loop that is busy elsewhere is not waited for.
+                asyncio.run_coroutine_threadsafe(closing, loop)
+            else:
+                closing.close()
+
+
+def _common_kwargs(for_asyncio: bool) -> dict[str, Any]:
+    """Settings every client shares.
+
+    One quick retry covers a pooled connection that died while idle (a restarted server);
+    anything longer is the worker's business, with its own backoff. redis-py's default
+    would retry three times with up to 10 s between tries, and on timeouts too.
+    ``driver_info`` gives redis-py's version for ``CLIENT SETINFO`` up front: left to
+    itself, redis-py looks it up in the installed distributions' metadata on the first
+    connection, which loads the email parser and leaves about 0.2 MB in the process.
+    """
+    from redis import __version__
+    from redis.backoff import ExponentialBackoff
+    from redis.driver_info import DriverInfo
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    if for_asyncio:
+        from redis.asyncio.retry import Retry as AsyncRetry
+
+        retry: Any = AsyncRetry(ExponentialBackoff(cap=0.2, base=0.02), 1, (RedisConnectionError,))
+    else:
+        from redis.retry import Retry
+
+        retry = Retry(ExponentialBackoff(cap=0.2, base=0.02), 1, (RedisConnectionError,))
+    return {"retry": retry, "driver_info": DriverInfo(lib_version=__version__)}
+
+
+def _pool(pool_class: Any, kwargs: dict[str, Any]) -> Any:
+    """A redis-py blocking pool (callers wait for a free connection, up to the socket
+    timeout) built from client keyword arguments."""
+    settings = dict(kwargs)
+    path = settings.pop("unix_socket_path", None)
+    if path is not None:
+        from redis.connection import UnixDomainSocketConnection
+
+        connection_class: Any = UnixDomainSocketConnection
+        if pool_class.__module__.startswith("redis.asyncio"):
+            from redis.asyncio.connection import UnixDomainSocketConnection as AsyncUnix
+
+            connection_class = AsyncUnix
+        settings.update(path=path, connection_class=connection_class)
+        settings.pop("socket_connect_timeout", None)  # a local socket connects at once
+    elif settings.pop("ssl", False):
+        if pool_class.__module__.startswith("redis.asyncio"):
+            from redis.asyncio.connection import SSLConnection as AsyncSSL
+
+            settings["connection_class"] = AsyncSSL
+        else:
+            from redis.connection import SSLConnection
+
+            settings["connection_class"] = SSLConnection
+    return pool_class(timeout=settings.get("socket_timeout"), **settings)
+
+
+def _check_tls_files(kwargs: dict[str, Any]) -> None:
+    import ssl  # only for rediss:// URLs: a worker starts faster without it
+
+    try:
+        context = ssl.create_default_context(cafile=kwargs.get("ssl_ca_certs"))
+        if kwargs.get("ssl_certfile"):
+            context.load_cert_chain(kwargs["ssl_certfile"], kwargs.get("ssl_keyfile"))
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        raise ConfigurationError(
+            f"the broker URL's TLS files cannot be used (ssl_ca_certs, ssl_certfile, "
+            f"ssl_keyfile): {exc}"
+        ) from None
+
+
+async def _quiet_close(client: Any) -> None:
+    with contextlib.suppress(Exception):
+        await client.aclose()
+
+
+@contextlib.contextmanager
+def translate_errors(where: str, secret: str | None, timeout: float) -> Iterator[None]:
+    """Turn redis-py and socket errors into fluxqueue's, naming the server, hiding
+    secrets. Errors about the server's own condition (loading, failing over) and broken
+    connections are ``BrokerConnectionError``: the worker retries those."""
+    try:
+        yield
+    except (BrokerError, asyncio.CancelledError):
+        raise
+    except Exception as exc:
+        translated = _translate(exc, where, secret, timeout)
+        if translated is None:
+            raise
+        raise translated from exc
+
+
+def _translate(
+    exc: Exception, where: str, secret: str | None, timeout: float
+) -> BrokerError | None:
+    from redis import exceptions as rex
+
+    text = _clean(exc, secret)
+    if isinstance(exc, rex.AuthenticationError) or _is_auth_reply(exc, rex):
+        return BrokerError(f"Redis at {where} refused the credentials: {text}")
+    if isinstance(exc, (rex.TimeoutError, asyncio.TimeoutError, TimeoutError)):
+        return BrokerConnectionError(
+            f"cannot reach Redis at {where}: no reply within {timeout:g} s ({text})"
+        )
+    if isinstance(exc, rex.InvalidResponse):
+        return BrokerError(f"Redis at {where} sent a reply that is not RESP: {text}")
+    if isinstance(exc, (rex.ConnectionError, rex.MaxConnectionsError)) and (
+        "No connection available" in text
+    ):
+        return BrokerConnectionError(
+            f"all connections to Redis at {where} stayed busy for {timeout:g} s "
+            "(raise max_connections in the broker URL)"
+        )
+    if isinstance(exc, (*_transient(rex), OSError)):
+        return BrokerConnectionError(f"cannot reach Redis at {where}: {text}")
+    if isinstance(exc, rex.RedisClusterException):
+        # redis-py uses this one class both for "no node answers" and for misuse.
+        if "cannot be connected" in str(exc):
+            return BrokerConnectionError(f"cannot reach Redis at {where}: {text}")
+        return BrokerError(f"Redis Cluster at {where} failed: {text}")
+    if isinstance(exc, rex.RedisError):
+        return BrokerError(f"Redis at {where} failed: {text}")
+    return None
+
+
+def _transient(rex: Any) -> tuple[type[Exception], ...]:
+    return (
+        rex.ConnectionError,
+        rex.BusyLoadingError,
+        rex.ReadOnlyError,
+        rex.MasterDownError,
+        rex.TryAgainError,
+        rex.ClusterDownError,
+        rex.SlotNotCoveredError,
+        rex.MaxConnectionsError,
+    )
+
+
+def _is_auth_reply(exc: Exception, rex: Any) -> bool:
+    """An error reply about credentials (``WRONGPASS``, ``NOAUTH``, ``NOPERM``), which
+    redis-py raises as a plain ``ResponseError`` in some places."""
+    return isinstance(exc, rex.ResponseError) and str(exc).split(" ", 1)[0] in (
+        "WRONGPASS",
+        "NOAUTH",
+        "NOPERM",
+    )
+
+
+def _clean(exc: BaseException, secret: str | None) -> str:
+    text = str(exc) or type(exc).__name__
+    if secret:
+        text = text.replace(secret, "***")
+    return text
