@@ -31,7 +31,7 @@ from fluxqueue.backends.base import (
     QueueStats,
     WorkerInfo,
 )
-from fluxqueue.backends.redis.client import Clients, translate_errors
+from fluxqueue.backends.redis.client import Clients, call, call_sync, translate_errors
 from fluxqueue.backends.redis.config import RedisConfig, parse_url
 from fluxqueue.backends.redis.keys import Keys
 from fluxqueue.backends.redis.scripts import script
@@ -100,17 +100,18 @@ def enqueue_calls(messages: Sequence[Message], ttl: float | None) -> list[list[A
     return calls
 
 
-def _to_rerun(calls: list[list[Any]], results: list[Any]) -> list[list[Any]]:
-    """The pipelined calls that met a server without the script (``NOSCRIPT``: after a
-    restart or a failover) and must run once more; any other error is raised."""
+def _needing_eval(replies: list[Any]) -> list[int]:
+    """Which script calls met a server without the script (``NOSCRIPT``: first use, a
+    restart, a failover) and must be sent again with ``EVAL``; any other error reply is
+    raised."""
     from redis.exceptions import NoScriptError
 
     again = []
-    for args, result in zip(calls, results, strict=True):
-        if isinstance(result, NoScriptError):
-            again.append(args)
-        elif isinstance(result, Exception):
-            raise result
+    for i, reply in enumerate(replies):
+        if isinstance(reply, NoScriptError):
+            again.append(i)
+        elif isinstance(reply, Exception):
+            raise reply
     return again
 
 
@@ -172,10 +173,39 @@ class RedisBroker(Broker):
         """A script's KEYS (the routing key) and ARGV (the namespace base first)."""
         return [self.keys.route], [self.keys.base, *args]
 
+    def _evalsha(self, name: str, args: list[Any]) -> tuple[Any, ...]:
+        return ("EVALSHA", script(name).sha, 1, self.keys.route, self.keys.base, *args)
+
+    def _eval(self, name: str, args: list[Any]) -> tuple[Any, ...]:
+        return ("EVAL", script(name).source, 1, self.keys.route, self.keys.base, *args)
+
     async def _run(self, name: str, args: list[Any]) -> Any:
         """Run script ``name`` on the running loop's pooled client."""
+        if self.config.cluster:
+            with self._errors():
+                return await script(name).run(self._clients.pooled(), *self._script_args(args))
+        (reply,) = await self._run_many(self._clients.pooled(), name, [args])
+        return reply
+
+    async def _run_many(
+        self, client: Any, name: str, calls: list[list[Any]], first: tuple[Any, ...] = ()
+    ) -> list[Any]:
+        """Script ``name`` once per argument list in ``calls``, pipelined in one write
+        (after the command ``first``, if given, whose reply is dropped); their replies."""
+        commands = [self._evalsha(name, args) for args in calls]
+        wait = 0.0
+        if first:
+            commands.insert(0, first)
+            wait = float(first[-1])  # BLPOP's timeout
         with self._errors():
-            return await script(name).run(self._clients.pooled(), *self._script_args(args))
+            replies = (await call(client, commands, wait))[len(first) > 0 :]
+            again = _needing_eval(replies)
+            if again:
+                evals = [self._eval(name, calls[i]) for i in again]
+                for i, reply in zip(again, await call(client, evals), strict=True):
+                    replies[i] = reply
+                _needing_eval(replies)  # raises an error reply
+        return replies
 
     async def _command(self, *args: Any) -> Any:
         """Run one plain Redis command on the running loop's pooled client."""
@@ -187,49 +217,31 @@ class RedisBroker(Broker):
     async def enqueue(self, messages: Sequence[Message], ttl: float | None = None) -> None:
         if not messages:
             return
-        first, *rest = enqueue_calls(messages, ttl)
-        # The first call also loads the script if the server lacks it; the rest go in one
-        # pipelined round trip.
-        await self._run("enqueue", first)
-        if not rest:
-            return
+        calls = enqueue_calls(messages, ttl)
         if self.config.cluster:
-            # redis-py refuses scripts in cluster pipelines; concurrent calls overlap instead.
-            await asyncio.gather(*(self._run("enqueue", args) for args in rest))
+            # redis-py refuses scripts in cluster pipelines: one call after the other.
+            for args in calls:
+                await self._run("enqueue", args)
             return
-        code = script("enqueue")
-        with self._errors():
-            pipe = self._clients.pooled().pipeline(transaction=False)
-            for args in rest:
-                pipe.evalsha(code.sha, 1, *self._flat(args))
-            results = await pipe.execute(raise_on_error=False)
-            for args in _to_rerun(rest, results):
-                await code.run(self._clients.pooled(), *self._script_args(args))
+        await self._run_many(self._clients.pooled(), "enqueue", calls)
 
     def enqueue_sync(self, messages: Sequence[Message], ttl: float | None = None) -> None:
         """:meth:`enqueue` on this process's blocking client, without the bridge thread's
-        hop: the same calls (``enqueue_calls``), another transport."""
+        hop: the same calls (``enqueue_calls``), pipelined in one write, another
+        transport."""
         if self.config.cluster:  # no blocking cluster client is set up: use the bridge
             super().enqueue_sync(messages, ttl)
             return
         if not messages:
             return
-        first, *rest = enqueue_calls(messages, ttl)
-        code = script("enqueue")
+        calls = enqueue_calls(messages, ttl)
         with self._errors(in_loop=False):
             client = self._clients.sync()
-            code.run_sync(client, *self._script_args(first))
-            if not rest:
-                return
-            pipe = client.pipeline(transaction=False)
-            for args in rest:
-                pipe.evalsha(code.sha, 1, *self._flat(args))
-            for args in _to_rerun(rest, pipe.execute(raise_on_error=False)):
-                code.run_sync(client, *self._script_args(args))
-
-    def _flat(self, args: list[Any]) -> list[Any]:
-        """KEYS then ARGV of a script call, as ``EVALSHA`` takes them after the count."""
-        return [self.keys.route, self.keys.base, *args]
+            replies = call_sync(client, [self._evalsha("enqueue", args) for args in calls])
+            again = _needing_eval(replies)
+            if again:
+                evals = [self._eval("enqueue", calls[i]) for i in again]
+                _needing_eval(call_sync(client, evals))
 
     # -- consuming -------------------------------------------------------------------
 
@@ -240,8 +252,9 @@ class RedisBroker(Broker):
         deadline = now + timeout
         args = [count, self._vt_ms, *queues]
         wake = self.keys.wake(queues)
-        # BLPOP must come back before the socket timeout fires, or redis-py gives up.
-        longest = min(self.config.block_timeout, self._socket_timeout() * 0.8)
+        longest = self.config.block_timeout
+        if self.config.cluster:  # BLPOP must come back before redis-py's socket timeout
+            longest = min(longest, self._socket_timeout() * 0.8)
         key = tuple(queues)
         drained = self._drained.pop(key, None)
         if drained is not None and timeout > 0 and now - drained[0] < DRAINED_FRESH:
@@ -277,14 +290,8 @@ class RedisBroker(Broker):
         if self.config.cluster:  # the wake list and the script share a slot, not a node
             await self._command("BLPOP", *wake, round(wait, 3))
             return await self._run("fetch", args)
-        code = script("fetch")
-        with self._errors():
-            pipe = self._clients.blocking().pipeline(transaction=False)
-            pipe.blpop(wake, timeout=round(wait, 3))
-            pipe.evalsha(code.sha, 1, *self._flat(args))
-            _, reply = await pipe.execute(raise_on_error=False)
-            if _to_rerun([args], [reply]):
-                reply = await code.run(self._clients.pooled(), *self._script_args(args))
+        blpop = ("BLPOP", *wake, f"{wait:.3f}")
+        (reply,) = await self._run_many(self._clients.blocking(), "fetch", [args], blpop)
         return reply
 
     def _socket_timeout(self) -> float:

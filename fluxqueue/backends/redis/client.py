@@ -25,13 +25,13 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from fluxqueue.backends.redis.config import RedisConfig
 from fluxqueue.errors import BrokerConnectionError, BrokerError, ConfigurationError
 
-__all__ = ["Clients", "translate_errors"]
+__all__ = ["Clients", "call", "call_sync", "translate_errors"]
 
 log = logging.getLogger("fluxqueue.redis")
 
@@ -140,6 +140,95 @@ class Clients:
                 asyncio.run_coroutine_threadsafe(closing, loop)
             else:
                 closing.close()
+
+
+def pack(commands: Sequence[Sequence[Any]]) -> bytes:
+    """Commands (name first, then arguments: bytes, str, int or float) in the Redis
+    protocol, packed by hiredis in C. redis-py would first run every argument through its
+    Python encoder; on an enqueue of thousands of messages that is most of the client's
+    time (docs/benchmarks.md, round 8)."""
+    from hiredis import pack_command
+
+    return b"".join([pack_command(tuple(command)) for command in commands])
+
+
+def _replies(read: Callable[[], Any], count: int) -> list[Any]:
+    """``count`` replies; an error reply (``NOSCRIPT``, say) comes back as its redis-py
+    exception, in its place, and the connection stays in step."""
+    from redis.exceptions import ResponseError
+
+    replies: list[Any] = []
+    for _ in range(count):
+        try:
+            replies.append(read())
+        except ResponseError as exc:
+            replies.append(exc)
+    return replies
+
+
+def call_sync(client: Any, commands: Sequence[Sequence[Any]]) -> list[Any]:
+    """Send ``commands`` in one write on a connection of ``client``'s pool (a blocking
+    ``redis.Redis``) and read one reply each (see ``_replies``).
+
+    A pooled connection that turns out to be dead (a restarted server, a killed client)
+    is replaced and the commands sent once more, as redis-py's own calls do (so a script
+    may run twice: each is safe to repeat, at worst leasing a message again); a connection
+    that cannot be opened is not retried, nor is a timeout. Any failure in the middle of
+    an exchange closes the connection, so a stale reply is never read.
+    """
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    packed = pack(commands)
+    pool = client.connection_pool
+    connection = pool.get_connection()
+    try:
+        try:
+            connection.send_packed_command([packed])
+            return _replies(connection.read_response, len(commands))
+        except RedisConnectionError:
+            connection.disconnect()  # dead while idle: once more, on a new connection
+            connection.send_packed_command([packed])
+            return _replies(connection.read_response, len(commands))
+    except BaseException:
+        connection.disconnect()
+        raise
+    finally:
+        pool.release(connection)
+
+
+async def call(client: Any, commands: Sequence[Sequence[Any]], wait: float = 0.0) -> list[Any]:
+    """:func:`call_sync` on a ``redis.asyncio.Redis``; ``wait`` is how long the server
+    may block on the commands (``BLPOP``), on top of the socket timeout. Cancelled in the
+    middle of an exchange, the connection is closed: its late reply is never read."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import ResponseError
+
+    packed = pack(commands)
+    pool = client.connection_pool
+    connection = await pool.get_connection()
+    timeout = (connection.socket_timeout or 0) + wait or None
+
+    async def exchange() -> list[Any]:
+        await connection.send_packed_command([packed])
+        replies: list[Any] = []
+        for _ in commands:
+            try:
+                replies.append(await connection.read_response(timeout=timeout))
+            except ResponseError as exc:
+                replies.append(exc)
+        return replies
+
+    try:
+        try:
+            return await exchange()
+        except RedisConnectionError:
+            await connection.disconnect(nowait=True)  # dead while idle: once more
+            return await exchange()
+    except BaseException:
+        await asyncio.shield(connection.disconnect(nowait=True))
+        raise
+    finally:
+        await asyncio.shield(pool.release(connection))
 
 
 def _common_kwargs(for_asyncio: bool) -> dict[str, Any]:

@@ -6,7 +6,9 @@ another cluster node) answers ``NOSCRIPT`` and the call is repeated once with ``
 which also caches the script there. Scripts are read from the package on first use.
 
 redis-py's own ``Script`` objects do the same but are bound to one client, and fluxqueue
-has a client per event loop plus a blocking one: these are shared by all of them.
+has a client per event loop plus a blocking one: these are shared by all of them. On a
+single server the broker sends the ``EVALSHA`` commands itself, pipelined (see
+``client.call``); :meth:`Script.run` serves a cluster.
 """
 
 from __future__ import annotations
@@ -31,22 +33,13 @@ class Script:
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 
     async def run(self, client: Any, keys: list[str], args: list[Any]) -> Any:
-        """Run on a redis-py asyncio client (single server or cluster)."""
+        """Run on a redis-py asyncio client (a ``RedisCluster``)."""
         from redis.exceptions import NoScriptError
 
         try:
             return await client.evalsha(self.sha, len(keys), *keys, *args)
         except NoScriptError:
             return await client.eval(self.source, len(keys), *keys, *args)
-
-    def run_sync(self, client: Any, keys: list[str], args: list[Any]) -> Any:
-        """:meth:`run` on a blocking ``redis.Redis``."""
-        from redis.exceptions import NoScriptError
-
-        try:
-            return client.evalsha(self.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            return client.eval(self.source, len(keys), *keys, *args)
 
 
 def _read(name: str) -> str:
