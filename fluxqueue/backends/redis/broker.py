@@ -187,6 +187,14 @@ class RedisBroker(Broker):
         (reply,) = await self._run_many(self._clients.pooled(), name, [args])
         return reply
 
+    async def _run_dedicated(self, role: str, name: str, args: list[Any]) -> Any:
+        """:meth:`_run` on the running loop's connection for the worker's hot path
+        ``role`` (see ``client.Dedicated``); on a cluster, as any other call."""
+        if self.config.cluster:
+            return await self._run(name, args)
+        (reply,) = await self._run_many(self._clients.dedicated(role), name, [args])
+        return reply
+
     async def _run_many(
         self, client: Any, name: str, calls: list[list[Any]], first: tuple[Any, ...] = ()
     ) -> list[Any]:
@@ -264,7 +272,7 @@ class RedisBroker(Broker):
             # thus makes one round trip per message, not two.
             reply, due = [], drained[1]
         else:
-            reply = await self._run("fetch", args)
+            reply = await self._run_dedicated("fetch", "fetch", args)
             due = _due(reply[0])
         while len(reply) <= 1:
             now = time.monotonic()
@@ -285,13 +293,13 @@ class RedisBroker(Broker):
     async def _lease_after_wake(self, args: list[Any], wake: list[str], wait: float) -> Any:
         """The fetch script behind a ``BLPOP`` on the wake-up lists, pipelined in one
         write: Redis runs the script the moment BLPOP returns (a token, or its timeout),
-        so a woken worker leases without another round trip. The BLPOP waits on a client
-        of its own, so it holds no pooled connection."""
+        so a woken worker leases without another round trip. The BLPOP waits on a
+        connection of its own, so it holds no pooled connection."""
         if self.config.cluster:  # the wake list and the script share a slot, not a node
             await self._command("BLPOP", *wake, round(wait, 3))
             return await self._run("fetch", args)
         blpop = ("BLPOP", *wake, f"{wait:.3f}")
-        (reply,) = await self._run_many(self._clients.blocking(), "fetch", [args], blpop)
+        (reply,) = await self._run_many(self._clients.dedicated("fetch"), "fetch", [args], blpop)
         return reply
 
     def _socket_timeout(self) -> float:
@@ -323,7 +331,7 @@ class RedisBroker(Broker):
             args += [task_id, state.status, state.data, _ms(state.ttl)]
         for delivery, state in acks:
             args += [delivery.task_id, delivery.queue, state.status, state.data, _ms(state.ttl)]
-        await self._run("ack_many", args)
+        await self._run_dedicated("acks", "ack_many", args)
 
     async def requeue(self, delivery: Delivery, message: Message, state: State) -> None:
         await self._run(

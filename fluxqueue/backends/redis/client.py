@@ -1,6 +1,6 @@
 """redis-py clients, one set per event loop, and the translation of their errors.
 
-fluxqueue speaks to Redis through redis-py (with hiredis when installed) only: one client
+fluxqueue speaks to Redis through redis-py and hiredis only: one client
 library for a single server and for a cluster, with its TLS, authentication, health checks
 and retries. docs/benchmarks.md ("Round 8: one Redis client") has the measurement that
 retired fluxqueue's own protocol client in its favour.
@@ -13,9 +13,10 @@ Why the pid check: a forked child (gunicorn, multiprocessing) must not share its
 sockets, so it starts with no clients and opens its own. (redis-py's pools check the pid
 too; this also keeps the child from closing clients that belong to its parent.)
 
-Each loop gets a pooled client for ordinary calls and a second one, apart, for a fetch's
-blocking ``BLPOP``, so a waiting fetch never holds a connection that others need.
-Synchronous producers share one blocking ``redis.Redis`` per process.
+Each loop gets a pooled client for ordinary calls and a connection of its own for each of
+the worker's hot paths (its fetches with their blocking ``BLPOP``, its acks), so a waiting
+fetch never holds a connection that others need. Synchronous producers share blocking
+connections, one per thread in a call at once.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import Any, TypeVar
 from fluxqueue.backends.redis.config import RedisConfig
 from fluxqueue.errors import BrokerConnectionError, BrokerError, ConfigurationError
 
-__all__ = ["Clients", "call", "call_sync", "translate_errors"]
+__all__ = ["Clients", "Dedicated", "SyncConnections", "call", "call_sync", "translate_errors"]
 
 log = logging.getLogger("fluxqueue.redis")
 
@@ -50,8 +51,7 @@ class Clients:
         self._pid = os.getpid()
         # per (event loop, role); cleared in place, never replaced (see _of_loop)
         self._clients: _Cache = {}
-        self._sync: Any = None
-        self._sync_pid = 0
+        self._sync: SyncConnections | None = None
         self._checked = False
 
     def _kwargs(self, for_asyncio: bool) -> dict[str, Any]:
@@ -68,26 +68,22 @@ class Clients:
         with ``cluster=1``)."""
         return self._of_loop("pooled", self._new_async)
 
-    def blocking(self) -> Any:
-        """The running loop's client for a fetch's ``BLPOP`` (not on a cluster)."""
-        return self._of_loop("blocking", self._new_async)
+    def dedicated(self, role: str) -> Dedicated:
+        """The running loop's connection for the worker's hot path ``role`` (``fetch``,
+        ``acks``; not on a cluster)."""
+        return self._of_loop(role, lambda: Dedicated(self._kwargs(for_asyncio=True)))
 
-    def sync(self) -> Any:
-        """The blocking ``redis.Redis`` of synchronous producers in this process; a forked
-        child gets its own and leaves its parent's alone (closing it would cut the parent
-        off: the sockets are shared)."""
-        client = self._sync
-        if client is None or self._sync_pid != os.getpid():
+    def sync(self) -> SyncConnections:
+        """The blocking connections of synchronous producers in this process; a forked
+        child gets its own and leaves its parent's alone (closing them would cut the
+        parent off: the sockets are shared)."""
+        sync = self._sync
+        if sync is None or sync.pid != os.getpid():
             with self._lock:
-                if self._sync is None or self._sync_pid != os.getpid():
-                    from redis import BlockingConnectionPool, Redis
-
-                    kwargs = self._kwargs(for_asyncio=False)
-                    kwargs.setdefault("max_connections", DEFAULT_MAX_CONNECTIONS)
-                    pool = _pool(BlockingConnectionPool, kwargs)
-                    self._sync, self._sync_pid = Redis(connection_pool=pool), os.getpid()
-                client = self._sync
-        return client
+                if self._sync is None or self._sync.pid != os.getpid():
+                    self._sync = SyncConnections(self._kwargs(for_asyncio=False))
+                sync = self._sync
+        return sync
 
     def _new_async(self) -> Any:
         kwargs = self._kwargs(for_asyncio=True)
@@ -95,10 +91,9 @@ class Clients:
             from redis.asyncio.cluster import RedisCluster
 
             return RedisCluster(**kwargs)
-        from redis.asyncio import BlockingConnectionPool, Redis
+        from redis.asyncio import Redis
 
-        kwargs.setdefault("max_connections", DEFAULT_MAX_CONNECTIONS)
-        return Redis(connection_pool=_pool(BlockingConnectionPool, kwargs))
+        return Redis(connection_pool=_pool(kwargs))
 
     def _of_loop(self, role: str, make: Callable[[], T]) -> T:
         """The running loop's ``role`` client, made on first use. A forked child first
@@ -126,9 +121,8 @@ class Clients:
             clients = dict(self._clients)
             self._clients.clear()
             sync, self._sync = self._sync, None
-            if sync is not None and self._sync_pid == os.getpid():
+            if sync is not None and sync.pid == os.getpid():
                 sync.close()
-                sync.connection_pool.disconnect()
             if self._pid != os.getpid():
                 return  # the parent's connections: not ours to close
         for (loop, _), client in clients.items():
@@ -166,50 +160,68 @@ def _replies(read: Callable[[], Any], count: int) -> list[Any]:
     return replies
 
 
-def call_sync(client: Any, commands: Sequence[Sequence[Any]]) -> list[Any]:
-    """Send ``commands`` in one write on a connection of ``client``'s pool (a blocking
-    ``redis.Redis``) and read one reply each (see ``_replies``).
+def call_sync(connections: SyncConnections, commands: Sequence[Sequence[Any]]) -> list[Any]:
+    """Send ``commands`` in one write on a blocking connection lent by ``connections``
+    and read one reply each (see ``_replies``).
 
-    A pooled connection that turns out to be dead (a restarted server, a killed client)
-    is replaced and the commands sent once more, as redis-py's own calls do (so a script
+    A connection that turns out to be dead (a restarted server, a killed client) is
+    replaced and the commands sent once more, as redis-py's own calls do (so a script
     may run twice: each is safe to repeat, at worst leasing a message again); a connection
     that cannot be opened is not retried, nor is a timeout. Any failure in the middle of
     an exchange closes the connection, so a stale reply is never read.
     """
     from redis.exceptions import ConnectionError as RedisConnectionError
 
-    packed = pack(commands)
-    pool = client.connection_pool
-    connection = pool.get_connection()
+    packed = [pack(commands)]
+    connection = connections.checkout()
     try:
         try:
-            connection.send_packed_command([packed])
+            connection.send_packed_command(packed)
             return _replies(connection.read_response, len(commands))
         except RedisConnectionError:
             connection.disconnect()  # dead while idle: once more, on a new connection
-            connection.send_packed_command([packed])
+            connection.send_packed_command(packed)
             return _replies(connection.read_response, len(commands))
     except BaseException:
         connection.disconnect()
         raise
     finally:
-        pool.release(connection)
+        connections.checkin(connection)
+
+
+class Dedicated:
+    """One redis-py asyncio connection of one event loop for one hot path of the worker
+    (its fetches, whose ``BLPOP`` may block for seconds; its acks), lent to one caller at
+    a time. Cheaper per call than a pool's checkout (a condition, a lock, a timer and
+    metrics each time), and a blocking ``BLPOP`` never holds a connection others need."""
+
+    def __init__(self, kwargs: dict[str, Any]) -> None:
+        connection_class, settings = _connection_class(kwargs, for_asyncio=True)
+        self.connection = connection_class(**settings)
+        self.lock = asyncio.Lock()
+
+    async def aclose(self) -> None:
+        await self.connection.disconnect()
 
 
 async def call(client: Any, commands: Sequence[Sequence[Any]], wait: float = 0.0) -> list[Any]:
-    """:func:`call_sync` on a ``redis.asyncio.Redis``; ``wait`` is how long the server
-    may block on the commands (``BLPOP``), on top of the socket timeout. Cancelled in the
-    middle of an exchange, the connection is closed: its late reply is never read."""
+    """:func:`call_sync` on a ``redis.asyncio.Redis``'s pool or a :class:`Dedicated`
+    connection; ``wait`` is how long the server may block on the commands (``BLPOP``), on
+    top of the socket timeout. Cancelled in the middle of an exchange, the connection is
+    closed: its late reply is never read."""
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import ResponseError
 
-    packed = pack(commands)
-    pool = client.connection_pool
-    connection = await pool.get_connection()
+    packed = [pack(commands)]
+    if isinstance(client, Dedicated):
+        await client.lock.acquire()
+        connection = client.connection
+    else:
+        connection = await client.connection_pool.get_connection()
     timeout = (connection.socket_timeout or 0) + wait or None
 
     async def exchange() -> list[Any]:
-        await connection.send_packed_command([packed])
+        await connection.send_packed_command(packed)
         replies: list[Any] = []
         for _ in commands:
             try:
@@ -228,7 +240,10 @@ async def call(client: Any, commands: Sequence[Sequence[Any]], wait: float = 0.0
         await asyncio.shield(connection.disconnect(nowait=True))
         raise
     finally:
-        await asyncio.shield(pool.release(connection))
+        if isinstance(client, Dedicated):
+            client.lock.release()
+        else:
+            await asyncio.shield(client.connection_pool.release(connection))
 
 
 def _common_kwargs(for_asyncio: bool) -> dict[str, Any]:
@@ -243,8 +258,14 @@ def _common_kwargs(for_asyncio: bool) -> dict[str, Any]:
     """
     from redis import __version__
     from redis.backoff import ExponentialBackoff
-    from redis.driver_info import DriverInfo
     from redis.exceptions import ConnectionError as RedisConnectionError
+
+    try:
+        from redis.driver_info import DriverInfo
+    except ImportError:  # redis-py before 7.1: its lib_version argument is not deprecated
+        version_info: dict[str, Any] = {"lib_version": __version__}
+    else:
+        version_info = {"driver_info": DriverInfo(lib_version=__version__)}
 
     if for_asyncio:
         from redis.asyncio.retry import Retry as AsyncRetry
@@ -254,34 +275,73 @@ def _common_kwargs(for_asyncio: bool) -> dict[str, Any]:
         from redis.retry import Retry
 
         retry = Retry(ExponentialBackoff(cap=0.2, base=0.02), 1, (RedisConnectionError,))
-    return {"retry": retry, "driver_info": DriverInfo(lib_version=__version__)}
+    return {"retry": retry, **version_info}
 
 
-def _pool(pool_class: Any, kwargs: dict[str, Any]) -> Any:
-    """A redis-py blocking pool (callers wait for a free connection, up to the socket
-    timeout) built from client keyword arguments."""
+class SyncConnections:
+    """redis-py connections for synchronous producers, lent to one calling thread at a
+    time: one per thread that enqueues at once, kept for the next call.
+
+    Not a redis-py pool: a pool's checkout locks, checks the process id, polls the socket
+    for stray data and records metrics, which cost a single enqueue a fifth of its time
+    (docs/benchmarks.md, round 8). ``list.pop`` and ``list.append`` are atomic, so threads
+    need no lock here.
+    """
+
+    def __init__(self, kwargs: dict[str, Any]) -> None:
+        self.pid = os.getpid()
+        self._class, self._settings = _connection_class(kwargs, for_asyncio=False)
+        self._idle: list[Any] = []
+        self._all: list[Any] = []
+
+    def checkout(self) -> Any:
+        try:
+            return self._idle.pop()
+        except IndexError:
+            connection = self._class(**self._settings)
+            self._all.append(connection)
+            return connection
+
+    def checkin(self, connection: Any) -> None:
+        self._idle.append(connection)
+
+    def close(self) -> None:
+        self._idle.clear()
+        for connection in self._all:
+            connection.disconnect()
+
+
+def _connection_class(kwargs: dict[str, Any], for_asyncio: bool) -> tuple[Any, dict[str, Any]]:
+    """redis-py's connection class for these client keyword arguments (TCP, unix socket
+    or TLS) and the keyword arguments a connection of it takes."""
     settings = dict(kwargs)
+    settings.pop("max_connections", None)
+    if for_asyncio:
+        from redis.asyncio import connection as module
+    else:
+        from redis import connection as module  # type: ignore[no-redef]
     path = settings.pop("unix_socket_path", None)
     if path is not None:
-        from redis.connection import UnixDomainSocketConnection
-
-        connection_class: Any = UnixDomainSocketConnection
-        if pool_class.__module__.startswith("redis.asyncio"):
-            from redis.asyncio.connection import UnixDomainSocketConnection as AsyncUnix
-
-            connection_class = AsyncUnix
-        settings.update(path=path, connection_class=connection_class)
+        settings["path"] = path
         settings.pop("socket_connect_timeout", None)  # a local socket connects at once
-    elif settings.pop("ssl", False):
-        if pool_class.__module__.startswith("redis.asyncio"):
-            from redis.asyncio.connection import SSLConnection as AsyncSSL
+        return module.UnixDomainSocketConnection, settings
+    if settings.pop("ssl", False):
+        return module.SSLConnection, settings
+    return module.Connection, settings
 
-            settings["connection_class"] = AsyncSSL
-        else:
-            from redis.connection import SSLConnection
 
-            settings["connection_class"] = SSLConnection
-    return pool_class(timeout=settings.get("socket_timeout"), **settings)
+def _pool(kwargs: dict[str, Any]) -> Any:
+    """An asyncio redis-py blocking pool (callers wait for a free connection, up to the
+    socket timeout) built from client keyword arguments."""
+    from redis.asyncio import BlockingConnectionPool
+
+    connection_class, settings = _connection_class(kwargs, for_asyncio=True)
+    return BlockingConnectionPool(
+        connection_class=connection_class,
+        max_connections=kwargs.get("max_connections", DEFAULT_MAX_CONNECTIONS),
+        timeout=settings.get("socket_timeout"),
+        **settings,
+    )
 
 
 def _check_tls_files(kwargs: dict[str, Any]) -> None:
