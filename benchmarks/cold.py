@@ -8,8 +8,8 @@ the last task, and its caches hold other work. This measures, with ``SLOWLOG`` a
 Redis spends in one enqueue of fluxqueue's script (what every enqueue sends since round
 8), in the same work as one ``MULTI`` of plain commands (what ``task.enqueue()`` sent in
 rounds 5 to 7; the sum of its commands, as Redis logs each of them but not ``EXEC``), and
-in the single ``RPUSH`` that Huey and RQ send. Prints one JSON line per round and kind: median and p90 in µs, 200 calls
-10 ms apart ("cold") and 200 back to back ("warm").
+in the single ``RPUSH`` that Huey and RQ send. Prints one JSON line per round and kind:
+median and p90 in µs, 200 calls 10 ms apart ("cold") and 200 back to back ("warm").
 """
 
 from __future__ import annotations
