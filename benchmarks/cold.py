@@ -5,11 +5,11 @@
 On an idle worker's latency path every Redis call runs cold: the server has slept since
 the last task, and its caches hold other work. This measures, with ``SLOWLOG`` at 0 µs
 (the server must be private to the run; the setting is put back at the end), the time
-Redis spends in one enqueue of fluxqueue's script, in the same work as one ``MULTI`` of
-plain commands (what ``task.enqueue()`` sends since round 5; the sum of its commands,
-as Redis logs each of them but not ``EXEC``), and in the single ``RPUSH`` that Huey and
-RQ send. Prints one JSON line per round and kind: median and p90 in µs, 200 calls
-10 ms apart ("cold") and 200 back to back ("warm").
+Redis spends in one enqueue of fluxqueue's script (what every enqueue sends since round
+8), in the same work as one ``MULTI`` of plain commands (what ``task.enqueue()`` sent in
+rounds 5 to 7; the sum of its commands, as Redis logs each of them but not ``EXEC``), and
+in the single ``RPUSH`` that Huey and RQ send. Prints one JSON line per round and kind:
+median and p90 in µs, 200 calls 10 ms apart ("cold") and 200 back to back ("warm").
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def main() -> None:
     sha = client.script_load(script("enqueue").source)
 
     def scripted(i: int) -> None:
-        args = ("{fq}:", 0, 1, "default", 2, "", "1", 1, f"s{i}", b"x" * 120)
+        args = ("{fq}:", 0, 1, "default", 2, "", 1, f"s{i}", b"x" * 120)
         client.evalsha(sha, 1, "{fq}:seq", *args)
 
     def multi(i: int) -> None:

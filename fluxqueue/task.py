@@ -224,8 +224,6 @@ class Sender(Generic[P, R]):
             max_retries=opts.max_retries if over.max_retries is None else over.max_retries,
             timeout=opts.timeout if over.timeout is None else over.timeout,
         )
-        if task_id is None:
-            message.mark_minted()  # no older message can be stored under this id
         if spec.fn is None:
             # A task known here only by name: the worker, which has the function, fills in
             # the retry and timeout settings the caller did not choose.

@@ -57,9 +57,11 @@ def test_a_redis_worker_does_not_import_what_it_never_uses() -> None:
     assert modules & unused == set()
 
 
-def test_a_redis_worker_never_imports_redis_py(redis_url: str) -> None:
-    """redis-py costs a process about 7 MB; on a single server fluxqueue's own connections
-    serve the producer and the worker (enqueue, fetch, ack), so it is never imported."""
+def test_a_redis_worker_talks_through_redis_py_and_hiredis(redis_url: str) -> None:
+    """Since round 8 (docs/benchmarks.md) redis-py, with hiredis packing and parsing, is
+    the Redis backend's one client, for the producer and the worker alike: fluxqueue's own
+    protocol client is gone. What redis-py costs a worker in start-up time and memory is
+    measured there; its version is given to it, so no distribution metadata is parsed."""
     modules = _modules_after(
         "import asyncio\n"
         "from fluxqueue import FluxQueue\n"
@@ -75,8 +77,14 @@ def test_a_redis_worker_never_imports_redis_py(redis_url: str) -> None:
         "asyncio.run(main())\n"
         "t.enqueue()"
     )
-    assert "fluxqueue.backends.redis.wire" in modules
-    assert {m for m in modules if m.split(".")[0] == "redis"} == set()
+    assert {"redis", "redis.asyncio", "hiredis", "fluxqueue.backends.redis.client"} <= modules
+    assert not {m for m in modules if m.startswith("fluxqueue.backends.redis.")} & {
+        "fluxqueue.backends.redis.wire",
+        "fluxqueue.backends.redis.connection",
+        "fluxqueue.backends.redis.resp",
+    }
+    if "email.parser" not in _modules_after("import redis.asyncio"):
+        assert "email.parser" not in modules
 
 
 def test_lazy_names_are_the_defining_modules_objects() -> None:
@@ -166,17 +174,18 @@ def test_a_started_redis_worker_runs_without_click(tmp_path: Path, redis_url: st
     assert found["warnoptions"] == ["ignore::DeprecationWarning"]  # interpreter flags kept
     # No distribution's METADATA was parsed (plugin versions are read for `fluxqueue plugins`
     # only, and redis-py is told its version), unless redis-py itself does it on import.
-    if "email.parser" not in _modules_after("import redis"):
+    if "email.parser" not in _modules_after("import redis.asyncio"):
         assert "email.parser" not in modules
 
 
-def test_redis_cluster_connections_send_the_version_redis_py_would_look_up() -> None:
+def test_redis_connections_send_the_version_redis_py_would_look_up() -> None:
     import redis
     from redis.utils import get_lib_version
 
-    from fluxqueue.backends.redis.connection import redis_py_info
+    from fluxqueue.backends.redis.client import _common_kwargs
 
-    found = redis_py_info()
-    info = found.get("driver_info")
-    version = found["lib_version"] if info is None else info.lib_version
-    assert version == redis.__version__ == get_lib_version()
+    for for_asyncio in (True, False):
+        found = _common_kwargs(for_asyncio)
+        info = found.get("driver_info")
+        version = found["lib_version"] if info is None else info.lib_version
+        assert version == redis.__version__ == get_lib_version()

@@ -8,10 +8,10 @@ on this machine, and the distance to it is what a library's own work costs. The 
 has: enqueue one at a time (one round trip per task), bulk enqueue (5,000 values per
 ``RPUSH``), no-op drain, enqueue-to-start latency (a single-threaded worker blocked in
 ``BLPOP``) and the idle RSS of a bare Python process. It has one kind of body (the
-``def`` row) and no worker pool, so no async or sleep rows. Like fluxqueue's blocking
-connections (``busy_poll``, docs/backends/redis.md), it polls for each reply for up to
-50 µs before it sleeps when the call is part of a burst (the last reply came less than
-1 ms ago), so that it stays the floor.
+``def`` row) and no worker pool, so no async or sleep rows. As fluxqueue's own protocol
+client did in round 7 (``busy_poll``, retired in round 8 with that client), it polls for
+each reply for up to 50 µs before it sleeps when the call is part of a burst (the last
+reply came less than 1 ms ago), so that it stays the floor.
 
 Run by run.py like the peers' adapters (``floor`` in its ``--libs``); the worker is
 ``python -m floor_lib``.
@@ -30,7 +30,7 @@ from _recorder import begin, end
 KEY = b"floor:q"
 CHUNK = 5000
 #: Seconds to poll for a reply before sleeping, and since the last reply within which a
-#: call is part of a burst: fluxqueue's default ``busy_poll`` and its ``wire.BURST``.
+#: call is part of a burst: what fluxqueue's own client did in round 7.
 POLL, BURST = 50e-6, 0.001
 
 

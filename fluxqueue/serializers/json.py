@@ -6,7 +6,6 @@ import json
 from typing import Any, NoReturn
 
 from fluxqueue.errors import MessageError, SerializationError
-from fluxqueue.message import decode_json
 from fluxqueue.serializers.base import Serializer
 
 
@@ -56,6 +55,6 @@ class JSONSerializer(Serializer):
     def loads(self, data: bytes) -> Any:
         try:
             # From str: json.loads would first guess the bytes' encoding; ours is UTF-8.
-            return decode_json(data.decode())
+            return json.loads(data.decode())
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # "[[[[..." recurses
             raise MessageError(f"body is not valid JSON ({exc})") from None

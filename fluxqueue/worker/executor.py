@@ -30,7 +30,7 @@ from fluxqueue.errors import (
 )
 from fluxqueue.message import Delivery, Message, frame
 from fluxqueue.security import MAX_HEADER_SIZE, check_body_size
-from fluxqueue.state import State, encode_state, initial_state, success_state
+from fluxqueue.state import State, encode_state, initial_state
 from fluxqueue.task import UNSET_HEADER
 from fluxqueue.worker.threads import Interrupt, ThreadSlot
 
@@ -373,7 +373,8 @@ class Executor:
                 await self._fail(job, exc, started, task)
                 return
         now = time.time()
-        state = success_state(
+        state = encode_state(
+            "SUCCESS",
             message,
             ttl=self.app.result_ttl,
             result=body,

@@ -35,11 +35,11 @@ local function make_ready(id, queue, priority)
   redis.call('ZADD', qkey(queue, 'ready'), num(p * PRIORITY_SPAN + seq), id)
 end
 
--- Move what single enqueues appended to a queue's incoming list ("<priority> <id>"
--- entries, see broker.py's _one_multi) into its ready set, in the order they arrived,
--- with the FIFO sequence numbers they would have got then. Every script that looks at
--- the ready set of a queue runs this first, so a message waiting in the list is never
--- missed, and enqueue.lua runs it before adding, so the order across both paths holds.
+-- Move what single enqueues of fluxqueue before round 8 (docs/benchmarks.md) appended to
+-- a queue's incoming list ("<priority> <id>" entries, written by a MULTI block instead of
+-- enqueue.lua) into its ready set, in the order they arrived, with the FIFO sequence
+-- numbers they would have got then. Today's producers write no such entries; this stays
+-- so that messages left there by older producers (a rolling upgrade) are not stranded.
 local function absorb(queue)
   local k = qkey(queue, 'incoming')
   while true do

@@ -1,10 +1,12 @@
 -- Store messages; wake blocked consumers of their queues.
 -- ARGV: base, state ttl_ms, total number of messages, then groups of messages that share
---   their routing: queue, priority, eta_ms ('' = now), fresh, count,
+--   their routing: queue, priority, eta_ms ('' = now), count,
 --   then `count` times: id, data
--- fresh = '1' says the producer minted each id of the group for that very message and
--- sends it once in this call, so nothing can be stored under it yet: no older message to
--- look up and replace, no older state to delete. Any other value takes the general path.
+--
+-- A message stored under an id that is already taken replaces the older one (wherever it
+-- waits or is leased), and the task starts over: an older state (a result, a failure, an
+-- abort) gives way to the PENDING one derived from this message. Streamed outputs
+-- (o:<id>) are left alone.
 --
 -- No state is written: while a message waits, its PENDING or SCHEDULED state is built from
 -- the message when asked (get_state.lua). The state ttl is kept with the message (t), for
@@ -12,37 +14,22 @@
 --
 -- A script pays for each Redis call and each argument, so what can be is done once per
 -- call or per group: one TIME (only for an eta), one INCRBY for the FIFO sequence numbers
--- of the whole call, one ZADD per sorted set for fresh messages, one SADD of the queue
--- names, wake tokens in one LPUSH per queue. Per message: one HSET.
+-- of the whole call, one ZADD per sorted set, one SADD of the queue names, wake tokens in
+-- one LPUSH per queue. Per message: HGET (an older one?), DEL (its state), HSET.
 local ttl_ms, total = ARGV[2], tonumber(ARGV[3])
 do
-  -- What single enqueues left in these queues' incoming lists arrived first: absorb()
-  -- numbers it before this call takes its own sequence numbers.
+  -- Entries that fluxqueue's earlier single enqueues left in these queues' incoming lists
+  -- arrived first: absorb() numbers them before this call takes its own sequence numbers.
   local g = 4
   while g <= #ARGV do
     absorb(ARGV[g])
-    g = g + 5 + 2 * tonumber(ARGV[g + 4])
+    g = g + 4 + 2 * tonumber(ARGV[g + 3])
   end
 end
 local seq = redis.call('INCRBY', BASE .. 'seq', total) - total
 
-if total == 1 and ARGV[6] == '' and ARGV[7] == '1' then
-  -- One fresh message, ready now (task.enqueue()): the steps below without the batch's
-  -- tables, about a quarter less script time.
-  local queue, id = ARGV[4], ARGV[9]
-  local p = tonumber(ARGV[5]) or 2
-  if p < 0 then p = 0 elseif p > 99 then p = 99 end
-  redis.call('HSET', BASE .. 'm:' .. id, 'd', ARGV[10], 'q', queue, 'p', ARGV[5], 't', ttl_ms)
-  redis.call('ZADD', qkey(queue, 'ready'), p * PRIORITY_SPAN + seq + 1, id)
-  redis.call('SADD', BASE .. 'queues', queue)
-  -- A token, and the list kept to 64 (a trim only when it was full: LPUSH's reply says).
-  local k = qkey(queue, 'wake')
-  if redis.call('LPUSH', k, '1') > 64 then redis.call('LTRIM', k, 0, 63) end
-  return 1
-end
-
 local now = nil
-local pending = {}  -- zset key -> {score, id, score, id, ...}: fresh messages, not yet added
+local pending = {}  -- zset key -> {score, id, score, id, ...}: not yet added
 local woken = {}    -- queue -> messages enqueued
 local names = {}    -- queue names, first seen first
 local mprefix, sprefix = BASE .. 'm:', BASE .. 's:'
@@ -59,8 +46,7 @@ end
 
 local i = 4
 while i <= #ARGV do
-  local queue, priority = ARGV[i], ARGV[i + 1]
-  local fresh, count = ARGV[i + 3] == '1', tonumber(ARGV[i + 4])
+  local queue, priority, count = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 3])
   local key, band
   local eta = tonumber(ARGV[i + 2])
   if eta then now = now or now_ms() end
@@ -71,39 +57,32 @@ while i <= #ARGV do
     if p < 0 then p = 0 elseif p > 99 then p = 99 end
     key, band = qkey(queue, 'ready'), p * PRIORITY_SPAN
   end
-  local members = nil
-  if fresh then
-    members = pending[key]
-    if not members then
-      members = {}
-      pending[key] = members
-    end
+  local members = pending[key]
+  if not members then
+    members = {}
+    pending[key] = members
   end
-  local first = i + 5
+  local first = i + 4
   i = first + 2 * count
   for j = first, i - 1, 2 do
     local id = ARGV[j]
     local k = mprefix .. id
-    if not fresh then
-      -- Replacing a message stored under this id: whatever this call placed before must
-      -- be in its set first, so that unplace() finds it. The task starts over: an older
-      -- state (a result, a failure, an abort) gives way to the PENDING one derived from
-      -- this message. Streamed outputs (o:<id>) are left alone.
+    local old = redis.call('HGET', k, 'q')
+    if old then
+      -- Replacing a message: whatever this call placed before must be in its set first,
+      -- so that unplace() finds it.
       flush()
-      local old = redis.call('HGET', k, 'q')
-      if old then unplace(id, old) end
-      redis.call('DEL', sprefix .. id)
+      members = {}
+      pending[key] = members
+      unplace(id, old)
     end
+    redis.call('DEL', sprefix .. id)
     redis.call('HSET', k, 'd', ARGV[j + 1], 'q', queue, 'p', priority, 't', ttl_ms)
     seq = seq + 1
     local score = eta
     if band then score = band + seq end
-    if members then
-      members[#members + 1] = score
-      members[#members + 1] = id
-    else
-      redis.call('ZADD', key, score, id)
-    end
+    members[#members + 1] = score
+    members[#members + 1] = id
   end
   if not woken[queue] then
     woken[queue] = 0

@@ -21,9 +21,10 @@ key                            type    content
                                        t = state ttl (ms, 0 = none) given at enqueue,
                                        n = number of leases so far (the delivery receipt)
 ``{p}:q:<queue>:ready``        zset    id -> priority * 1e12 + seq
-``{p}:q:<queue>:incoming``     list    "<priority> <id>" of single enqueues (one MULTI, no
-                                       script), moved to ready by the next script that
-                                       reads the ready set (``absorb`` in _lib.lua)
+``{p}:q:<queue>:incoming``     list    "<priority> <id>" entries that producers before
+                                       round 8 wrote (one MULTI, no script), moved to
+                                       ready by the next script that reads the ready
+                                       set (``absorb`` in _lib.lua)
 ``{p}:q:<queue>:scheduled``    zset    id -> eta (ms since the epoch)
 ``{p}:q:<queue>:leased``       zset    id -> lease deadline (ms, Redis server clock)
 ``{p}:q:<queue>:wake``         list    tokens an idle fetch blocks on (BLPOP)

@@ -4,6 +4,11 @@ Each script is ``_lib.lua`` (shared helpers) followed by its own file. Calls go 
 ``EVALSHA``; a server that does not know the script yet (first use, a restart, a failover,
 another cluster node) answers ``NOSCRIPT`` and the call is repeated once with ``EVAL``,
 which also caches the script there. Scripts are read from the package on first use.
+
+redis-py's own ``Script`` objects do the same but are bound to one client, and fluxqueue
+has a client per event loop plus a blocking one: these are shared by all of them. On a
+single server the broker sends the ``EVALSHA`` commands itself, pipelined (see
+``client.call``); :meth:`Script.run` serves a cluster.
 """
 
 from __future__ import annotations
@@ -13,13 +18,12 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from fluxqueue.backends.redis.resp import pack
-
 __all__ = ["Script", "script"]
 
 
 class Script:
-    """One server-side script: its source and SHA1."""
+    """One server-side script: its source and SHA1. ``keys`` is always the namespace's
+    routing key (see keys.py), ``args`` the script's ARGV."""
 
     __slots__ = ("name", "sha", "source")
 
@@ -28,16 +32,8 @@ class Script:
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 
-    def evalsha(self, keys: list[str], args: list[Any]) -> bytes:
-        """The ``EVALSHA`` command, packed."""
-        return pack(("EVALSHA", self.sha, len(keys), *keys, *args))
-
-    def eval(self, keys: list[str], args: list[Any]) -> bytes:
-        """The ``EVAL`` command, packed: what follows a ``NOSCRIPT`` reply."""
-        return pack(("EVAL", self.source, len(keys), *keys, *args))
-
-    async def on_cluster(self, client: Any, keys: list[str], args: list[Any]) -> Any:
-        """Run on a redis-py ``RedisCluster``; KEYS[1] routes it to its slot."""
+    async def run(self, client: Any, keys: list[str], args: list[Any]) -> Any:
+        """Run on a redis-py asyncio client (a ``RedisCluster``)."""
         from redis.exceptions import NoScriptError
 
         try:
