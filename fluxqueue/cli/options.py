@@ -2,7 +2,7 @@
 
 Every flag has an environment variable (click's ``envvar=``); a flag given on the command
 line wins over its variable. The broker can be named two ways, ``-b/--broker-url`` and the
-seed's ``-r/--redis-url``; :func:`broker_url_from` decides which one applies.
+``-r/--redis-url`` of FluxQueue's Rust worker; :func:`broker_url_from` decides which one applies.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def broker_options(fn: F) -> F:
         "--redis-url",
         envvar="FLUXQUEUE_REDIS_URL",
         metavar="URL",
-        help="Redis URL (the seed's flag; same as --broker-url). [env: FLUXQUEUE_REDIS_URL]",
+        help="Same as --broker-url (the flag of FluxQueue's Rust worker). [env: FLUXQUEUE_REDIS_URL]",
     )(fn)
     fn = click.option(
         "-b",
