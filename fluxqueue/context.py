@@ -60,7 +60,7 @@ def current_task() -> CurrentTask:
 
 @dataclass(frozen=True, slots=True)
 class TaskMetadata:
-    """``ctx.metadata`` for ``@fq.task_with_context()`` tasks (the field names of FluxQueue's Rust worker)."""
+    """``ctx.metadata`` for ``@fq.task_with_context()`` tasks (FluxQueue's field names)."""
 
     task_id: str
     retries: int

@@ -179,4 +179,4 @@ def test_cli_version() -> None:
         text=True,
         check=True,
     ).stdout
-    assert out.strip() == "fluxqueue, version 0.1.0"
+    assert out.splitlines()[0] == "fluxqueue, version 1!0.2.0"

@@ -76,7 +76,8 @@ def broker_options(fn: F) -> F:
         "--redis-url",
         envvar="FLUXQUEUE_REDIS_URL",
         metavar="URL",
-        help="Same as --broker-url (the flag of FluxQueue's Rust worker). [env: FLUXQUEUE_REDIS_URL]",
+        help="Same as --broker-url (the flag of FluxQueue's Rust worker). "
+        "[env: FLUXQUEUE_REDIS_URL]",
     )(fn)
     fn = click.option(
         "-b",

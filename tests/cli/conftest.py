@@ -85,7 +85,7 @@ def _clean_env() -> dict[str, str]:
 
 
 class Project:
-    """A directory with FluxQueue's example tasks, a SQLite broker URL, and ways to run the CLI in it."""
+    """A directory with FluxQueue's example tasks, a SQLite broker URL and ways to run the CLI."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
