@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 from click.core import ParameterSource
 
+from fluxqueue.cli.quiet_errors import one_line_errors
 from fluxqueue.errors import FluxQueueError
 
 if TYPE_CHECKING:
@@ -58,7 +59,8 @@ def cli_errors(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            with one_line_errors():
+                return fn(*args, **kwargs)
         except FluxQueueError as exc:  # StartError says which exit status it needs
             raise CliError(str(exc), exit_code=getattr(exc, "exit_code", EXIT_ERROR)) from None
         except OSError as exc:  # a file or socket the user named, e.g. a read-only database

@@ -34,6 +34,7 @@ from fluxqueue import __version__
 from fluxqueue._url import mask_url, scheme_of
 from fluxqueue.cli.discovery import Discovery, discover
 from fluxqueue.cli.logs import setup_logging
+from fluxqueue.cli.quiet_errors import one_line_errors
 from fluxqueue.cli.supervisor import KILL_GRACE, SUPERVISOR_PID_ENV, WORKER_INDEX_ENV
 from fluxqueue.errors import FluxQueueError
 from fluxqueue.worker import loop as worker_loop
@@ -190,7 +191,8 @@ def supervisor_pid() -> int:
 
 def run(config: StartConfig) -> None:
     """Import and check, then serve in this process until stopped (one worker process)."""
-    discovery = prepare(config)
+    with one_line_errors():
+        discovery = prepare(config)
     app = discovery.app
     parent = supervisor_pid()
     if parent:

@@ -153,12 +153,12 @@ def start_command(
         return
     discovery = serve.prepare(config)
     app = discovery.app
-    serve.log_banner(app, discovery, config)
-    if not app.broker.persistent:
+    if not app.broker.persistent:  # before the banner: nothing is started
         raise CliError(
             f"--workers {config.workers} needs a broker shared between processes; "
             f"{mask_url(app.broker.url)} is private to one process"
         )
+    serve.log_banner(app, discovery, config)
     supervisor = Supervisor(
         config.child_argv(),
         config.workers,
