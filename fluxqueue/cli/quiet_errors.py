@@ -14,19 +14,37 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["one_line_errors", "repeats"]
+__all__ = ["SHOW_NOW", "one_line_errors", "repeats"]
 
 #: A tail shorter than this ("timeout", "refused") is too common to count as a repeat.
 MIN_REPEAT = 20
 
 
+#: ``extra={SHOW_NOW: True}`` writes a record at once, even while others are held back
+#: (a start-up retry must be seen while it waits); held records that it repeats are
+#: dropped. The leading underscore keeps it out of JSON log lines.
+SHOW_NOW = "_show_now"
+
+
 class _HeldBack(logging.Handler):
-    def __init__(self) -> None:
+    def __init__(self, handlers: list[logging.Handler]) -> None:
         super().__init__(logging.NOTSET)
+        self.handlers = handlers
         self.records: list[logging.LogRecord] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
+        if not getattr(record, SHOW_NOW, False):
+            self.records.append(record)
+            return
+        text = record.getMessage()
+        self.records = [r for r in self.records if not repeats(r.getMessage(), text)]
+        write(record, self.handlers)
+
+
+def write(record: logging.LogRecord, handlers: list[logging.Handler]) -> None:
+    for handler in handlers:
+        if record.levelno >= handler.level:
+            handler.handle(record)
 
 
 def repeats(message: str, error: str) -> bool:
@@ -48,7 +66,7 @@ def one_line_errors() -> Iterator[None]:
     """Hold log records back while the block runs; drop those that repeat its error."""
     root = logging.getLogger()
     handlers = root.handlers[:]
-    held = _HeldBack()
+    held = _HeldBack(handlers)
     root.handlers = [held]
     try:
         yield
@@ -59,6 +77,4 @@ def one_line_errors() -> Iterator[None]:
     finally:
         root.handlers = handlers
         for record in held.records:
-            for handler in handlers:
-                if record.levelno >= handler.level:
-                    handler.handle(record)
+            write(record, handlers)

@@ -24,7 +24,8 @@ def only_error_line(stderr: str) -> str:
 
 @pytest.mark.parametrize("command", [["info"], ["status", "abc"], ["start", "-t", "jobs.py"]])
 def test_an_unreachable_broker_is_one_error_line(project: Project, command: list[str]) -> None:
-    done = project.run(*command, "-b", f"redis://127.0.0.1:{free_port()}/0")
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    done = project.run(*command, "-b", url, env={"FLUXQUEUE_STARTUP_TIMEOUT": "0"})
     assert done.returncode == 1
     assert "cannot reach Redis at 127.0.0.1:" in only_error_line(done.stderr)
 
