@@ -1,4 +1,4 @@
-"""Inside a running task: `current_task()`, and the seed-compatible `task_with_context`
+"""Inside a running task: `current_task()`, and `task_with_context` as in FluxQueue's Rust worker,
 with a `Context` (metadata and per-thread storage).
 
 Run it: python examples/context_tasks.py

@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from fluxqueue.serializers.base import Serializer
     from fluxqueue.task import AsyncTask, Sender, SyncTask, Task, TaskOptions
 
-__version__ = "0.1.0"
+__version__ = "1!0.2.0"
 
 _ERRORS = (
     "BrokerConnectionError BrokerError ConfigurationError ContentTypeRefused DuplicateTaskError "

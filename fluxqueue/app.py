@@ -76,7 +76,7 @@ class FluxQueue:
 
     ``broker`` is a URL whose scheme picks the backend (``redis://``, ``sqlite:///``,
     ``memory://``, or a plugin's) or a :class:`Broker` instance. Without one, the
-    ``FLUXQUEUE_BROKER_URL`` (or the seed's ``FLUXQUEUE_REDIS_URL``) environment variable
+    ``FLUXQUEUE_BROKER_URL`` (or ``FLUXQUEUE_REDIS_URL``) environment variable
     is used, then ``DEFAULT_BROKER_URL``. ``serializer`` is a registered name (``"json"``,
     the default; ``"pickle"``) or an instance; ``accept`` lists the serializer names a worker
     of this app decodes (default: ``json`` and the app's own serializer).

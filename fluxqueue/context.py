@@ -1,4 +1,4 @@
-"""What a running task can know about itself, and the seed's ``Context`` class.
+"""What a running task can know about itself, and FluxQueue's ``Context`` class.
 
 ``current_task()`` works in sync and async tasks alike (it is a ``ContextVar``, copied into
 the worker thread that runs a sync task). ``fq.context`` is what the app's ``@fq.lifespan``
@@ -63,7 +63,7 @@ def current_task() -> CurrentTask:
 
 @dataclass(frozen=True, slots=True)
 class TaskMetadata:
-    """``ctx.metadata`` for ``@fq.task_with_context()`` tasks (the seed's field names)."""
+    """``ctx.metadata`` for ``@fq.task_with_context()`` tasks (FluxQueue's field names)."""
 
     task_id: str
     retries: int

@@ -38,7 +38,7 @@ def test_broker_instance_is_used_as_is() -> None:
     assert FluxQueue(broker).broker is broker
 
 
-def test_environment_variable_then_seed_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environment_variable_then_fluxqueue_rust_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLUXQUEUE_REDIS_URL", "memory://?visibility_timeout=7")
     assert FluxQueue().broker.visibility_timeout == 7
     monkeypatch.setenv("FLUXQUEUE_BROKER_URL", "memory://?visibility_timeout=9")
@@ -47,7 +47,7 @@ def test_environment_variable_then_seed_variable(monkeypatch: pytest.MonkeyPatch
     assert FluxQueue("memory://?visibility_timeout=3").broker.visibility_timeout == 3
 
 
-def test_seed_redis_url_keyword_selects_a_broker_by_scheme() -> None:
+def test_fluxqueue_redis_url_keyword_selects_a_broker_by_scheme() -> None:
     assert isinstance(FluxQueue(redis_url="memory://").broker, MemoryBroker)
     with pytest.raises(FluxQueueError, match="not both"):
         FluxQueue("memory://", redis_url="memory://")

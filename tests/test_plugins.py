@@ -179,7 +179,7 @@ def test_cli_version() -> None:
         text=True,
         check=True,
     ).stdout
-    assert out.strip() == "fluxqueue, version 0.1.0"
+    assert out.splitlines()[0] == "fluxqueue, version 1!0.2.0"
 
 
 def test_observers_run_one_plugin_at_a_time_and_a_failing_one_is_logged(

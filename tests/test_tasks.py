@@ -27,7 +27,7 @@ def fq() -> FluxQueue:
     return FluxQueue("memory://")
 
 
-def test_bare_decorator_and_seed_attributes(fq: FluxQueue) -> None:
+def test_bare_decorator_and_fluxqueue_attributes(fq: FluxQueue) -> None:
     @fq.task
     def send_email(to: str, subject: str) -> None:
         """Send it."""

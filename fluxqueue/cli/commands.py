@@ -20,8 +20,28 @@ from fluxqueue.cli.task_commands import (
 )
 
 
+def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """``--version``: the version, and which fluxqueue was imported (the name is taken on
+    the public package index by an unrelated project, see docs/quickstart.md)."""
+    if not value or ctx.resilient_parsing:
+        return
+    from fluxqueue.cli.about import installation
+
+    click.echo(f"fluxqueue, version {__version__}")
+    click.echo(installation().describe())
+    ctx.exit()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "-V", "--version", prog_name="fluxqueue")
+@click.option(
+    "-V",
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_show_version,
+    help="Show the version and where fluxqueue is installed, then exit.",
+)
 def cli() -> None:
     """fluxqueue: a Python task queue with pluggable backends."""
 

@@ -1,4 +1,4 @@
-"""Finding the tasks a worker serves, the way the seed's worker does.
+"""Finding the tasks a worker serves, the way FluxQueue's Rust worker does.
 
 Each tasks module path (``myapp.tasks`` or a file such as ``myapp/tasks.py``) is imported with
 the working directory importable. In each module, the names in ``__all__`` (or, without

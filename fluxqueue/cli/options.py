@@ -2,7 +2,7 @@
 
 Every flag has an environment variable (click's ``envvar=``); a flag given on the command
 line wins over its variable. The broker can be named two ways, ``-b/--broker-url`` and the
-seed's ``-r/--redis-url``; :func:`broker_url_from` decides which one applies.
+``-r/--redis-url`` of FluxQueue's Rust worker; :func:`broker_url_from` decides which one applies.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 from click.core import ParameterSource
 
+from fluxqueue.cli.quiet_errors import one_line_errors
 from fluxqueue.errors import FluxQueueError
 
 if TYPE_CHECKING:
@@ -58,7 +59,8 @@ def cli_errors(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            with one_line_errors():
+                return fn(*args, **kwargs)
         except FluxQueueError as exc:  # StartError says which exit status it needs
             raise CliError(str(exc), exit_code=getattr(exc, "exit_code", EXIT_ERROR)) from None
         except OSError as exc:  # a file or socket the user named, e.g. a read-only database
@@ -76,7 +78,8 @@ def broker_options(fn: F) -> F:
         "--redis-url",
         envvar="FLUXQUEUE_REDIS_URL",
         metavar="URL",
-        help="Redis URL (the seed's flag; same as --broker-url). [env: FLUXQUEUE_REDIS_URL]",
+        help="Same as --broker-url (the flag of FluxQueue's Rust worker). "
+        "[env: FLUXQUEUE_REDIS_URL]",
     )(fn)
     fn = click.option(
         "-b",

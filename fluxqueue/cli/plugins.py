@@ -6,6 +6,7 @@ import json
 
 import click
 
+from fluxqueue.cli.about import DISTRIBUTION, installation
 from fluxqueue.plugins.manager import get_plugin_manager
 
 
@@ -14,8 +15,14 @@ from fluxqueue.plugins.manager import get_plugin_manager
 def plugins_command(as_json: bool) -> None:
     """List plugins, their versions, status and what each provides."""
     infos = get_plugin_manager().infos()
+    here = installation()
     if as_json:
-        click.echo(json.dumps([info.to_dict() for info in infos], indent=2))
+        found = [info.to_dict() for info in infos]
+        for entry in found:  # which fluxqueue: the public index has an unrelated namesake
+            if entry.get("distribution") == DISTRIBUTION:
+                entry["location"] = here.package_dir
+                entry["installed_from"] = here.installed_from
+        click.echo(json.dumps(found, indent=2))
         return
     rows = [("PLUGIN", "DISTRIBUTION", "VERSION", "STATUS", "PROVIDES")]
     for info in infos:
@@ -36,3 +43,5 @@ def plugins_command(as_json: bool) -> None:
         click.echo(
             "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4]
         )
+    click.echo()
+    click.echo(here.describe())

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from fluxqueue.backends.base import BrokerStats
+from fluxqueue.backends.base import BrokerStats, QueueStats
 from fluxqueue.cli.options import broker_options, cli_errors, json_option, open_app, run
 from fluxqueue.cli.output import ago, echo_json, echo_table, iso
 from fluxqueue.handle import Priority
@@ -42,6 +43,16 @@ def _queue_option(fn: Any) -> Any:
     )
 
 
+def shown_queues(stats: BrokerStats, asked: Sequence[str]) -> list[QueueStats]:
+    """The queues ``info`` shows: those asked for by name, each once, even when empty;
+    otherwise those holding anything. A drained queue is then shown the same way on every
+    backend (one forgets an empty queue, another remembers it)."""
+    if asked:
+        by_name = {q.name: q for q in stats.queues}
+        return [by_name.get(name) or QueueStats(name) for name in dict.fromkeys(asked)]
+    return [q for q in stats.queues if q.total_ready or q.scheduled or q.running or q.dead]
+
+
 @click.command("info")
 @click.option("-q", "--queue", "queues", multiple=True, help="Only this queue (repeatable).")
 @broker_options
@@ -58,6 +69,7 @@ def info_command(
     """Per queue: ready tasks by priority, scheduled, running, dead; and live workers."""
     app = open_app(ctx, broker_url, redis_url)
     stats: BrokerStats = run(app, app.admin.stats(list(queues) or None))
+    shown = shown_queues(stats, queues)
     if as_json:
         echo_json(
             {
@@ -70,7 +82,7 @@ def info_command(
                         "running": q.running,
                         "dead": q.dead,
                     }
-                    for q in stats.queues
+                    for q in shown
                 ],
                 "workers": [w.to_dict() for w in stats.workers],
             }
@@ -79,9 +91,9 @@ def info_command(
     headers = ["QUEUE", *(p.name for p in Priority), "SCHEDULED", "RUNNING", "DEAD"]
     rows = [
         [q.name, *(q.ready.get(int(p), 0) for p in Priority), q.scheduled, q.running, q.dead]
-        for q in stats.queues
+        for q in shown
     ]
-    echo_table(headers, rows, empty="no queues yet")
+    echo_table(headers, rows, empty="no tasks in any queue")
     click.echo()
     echo_table(
         ["WORKER", "PID", "QUEUES", "CONCURRENCY", "STARTED", "LAST SEEN"],

@@ -27,6 +27,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -34,8 +35,9 @@ from fluxqueue import __version__
 from fluxqueue._url import mask_url, scheme_of
 from fluxqueue.cli.discovery import Discovery, discover
 from fluxqueue.cli.logs import setup_logging
+from fluxqueue.cli.quiet_errors import SHOW_NOW, one_line_errors
 from fluxqueue.cli.supervisor import KILL_GRACE, SUPERVISOR_PID_ENV, WORKER_INDEX_ENV
-from fluxqueue.errors import FluxQueueError
+from fluxqueue.errors import BrokerConnectionError, FluxQueueError
 from fluxqueue.worker import loop as worker_loop
 
 if TYPE_CHECKING:
@@ -56,8 +58,16 @@ __all__ = [
 
 log = logging.getLogger("fluxqueue.cli")
 
-#: How long the start-up check waits for the broker to answer.
+#: How long the start-up check waits for the broker to answer, per attempt.
 BROKER_CHECK_TIMEOUT = 10.0
+
+#: How long a worker keeps trying a broker that is down when it starts (``--startup-timeout``,
+#: ``FLUXQUEUE_STARTUP_TIMEOUT``): long enough for a Redis started by the same systemd
+#: target or compose file a moment later.
+DEFAULT_STARTUP_TIMEOUT = 30.0
+#: The first wait between start-up attempts; it doubles up to STARTUP_MAX_DELAY.
+STARTUP_FIRST_DELAY = 0.5
+STARTUP_MAX_DELAY = 5.0
 
 #: The parsed command line travels to the worker process in this variable (JSON), which
 #: the worker removes at once: the broker URL never shows in ``ps``, and tasks that start
@@ -91,6 +101,7 @@ class StartConfig:
     accept: list[str]
     log_level: str
     log_format: str
+    startup_timeout: float = DEFAULT_STARTUP_TIMEOUT
 
     def child_argv(self) -> list[str]:
         """The command line of one supervised worker (the broker URL goes by environment,
@@ -102,6 +113,7 @@ class StartConfig:
         if self.prefetch is not None:
             argv += ["--prefetch", str(self.prefetch)]
         argv += ["--shutdown-timeout", repr(self.shutdown_timeout)]
+        argv += ["--startup-timeout", repr(self.startup_timeout)]
         argv += ["--log-level", self.log_level, "--log-format", self.log_format]
         if self.accept:
             argv += ["--accept", ",".join(self.accept)]
@@ -190,7 +202,8 @@ def supervisor_pid() -> int:
 
 def run(config: StartConfig) -> None:
     """Import and check, then serve in this process until stopped (one worker process)."""
-    discovery = prepare(config)
+    with one_line_errors():
+        discovery = prepare(config)
     app = discovery.app
     parent = supervisor_pid()
     if parent:
@@ -214,28 +227,61 @@ def prepare(config: StartConfig) -> Discovery:
         app.use_broker(config.broker_url)
     if config.accept:
         app.set_accept([*app.accept, *config.accept])
-    asyncio.run(check_broker(app, config.queues))
+    asyncio.run(check_broker(app, config.queues, config.startup_timeout))
     return discovery
 
 
-async def check_broker(app: FluxQueue, queues: list[str]) -> None:
-    """One cheap call, so that a wrong URL or a broker that is down fails the start."""
+async def check_broker(app: FluxQueue, queues: list[str], startup_timeout: float = 0.0) -> None:
+    """One cheap call, so that a wrong URL or a broker that is down fails the start.
+
+    A broker that cannot be reached (or does not answer) is tried again with a doubling
+    delay for up to ``startup_timeout`` seconds, one log line per attempt: under systemd,
+    compose or a supervisor, the worker may start a moment before its broker. Anything
+    else (a wrong password, a refused option) fails at once: waiting cannot fix it.
+    """
     where = describe_broker(app)
+    deadline = time.monotonic() + startup_timeout
+    delay = STARTUP_FIRST_DELAY
+    attempt = 1
     try:
-        await asyncio.wait_for(app.admin.stats(queues), BROKER_CHECK_TIMEOUT)
-    except asyncio.TimeoutError:
-        raise StartError(
-            f"broker {where} did not answer within {BROKER_CHECK_TIMEOUT:g}s"
-        ) from None
-    except FluxQueueError as exc:
-        raise StartError(f"cannot use broker {where}: {exc}") from None
-    except Exception as exc:  # a backend that lets a driver error through
-        raise StartError(f"cannot use broker {where}: {type(exc).__name__}: {exc}") from None
+        while True:
+            problem = await _try_broker(app, queues, where)
+            if problem is None:
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                tried = f" (gave up after {attempt} attempts)" if attempt > 1 else ""
+                raise StartError(f"{problem}{tried}")
+            wait = min(delay, left)
+            log.warning(
+                "%s; attempt %d failed, trying again in %.1fs (giving up in %.0fs)",
+                problem, attempt, wait, left,
+                extra={SHOW_NOW: True, "broker": where, "startup_attempt": attempt},
+            )  # fmt: skip
+            await asyncio.sleep(wait)
+            delay = min(delay * 2, STARTUP_MAX_DELAY)
+            attempt += 1
     finally:
         try:
             await app.broker.close()
         except Exception:
             pass
+
+
+async def _try_broker(app: FluxQueue, queues: list[str], where: str) -> str | None:
+    """None when the broker answers; what is wrong when it is down (worth waiting for).
+    Raises :class:`StartError` for what waiting cannot fix."""
+    try:
+        await asyncio.wait_for(app.admin.stats(queues), BROKER_CHECK_TIMEOUT)
+    except asyncio.TimeoutError:
+        return f"broker {where} did not answer within {BROKER_CHECK_TIMEOUT:g}s"
+    except BrokerConnectionError as exc:
+        return f"cannot use broker {where}: {exc}"
+    except FluxQueueError as exc:
+        raise StartError(f"cannot use broker {where}: {exc}") from None
+    except Exception as exc:  # a backend that lets a driver error through
+        raise StartError(f"cannot use broker {where}: {type(exc).__name__}: {exc}") from None
+    return None
 
 
 def describe_broker(app: FluxQueue) -> str:

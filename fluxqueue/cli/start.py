@@ -23,7 +23,7 @@ from fluxqueue.cli.options import (
     split_values,
     tasks_module_option,
 )
-from fluxqueue.cli.serve import StartConfig
+from fluxqueue.cli.serve import DEFAULT_STARTUP_TIMEOUT, StartConfig
 from fluxqueue.cli.supervisor import Supervisor
 from fluxqueue.worker.runtime import DEFAULT_CONCURRENCY
 
@@ -85,6 +85,16 @@ __all__ = ["StartConfig", "start_command"]
     "to their queue. [env: FLUXQUEUE_SHUTDOWN_TIMEOUT]",
 )
 @click.option(
+    "--startup-timeout",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_STARTUP_TIMEOUT,
+    show_default=True,
+    envvar="FLUXQUEUE_STARTUP_TIMEOUT",
+    help="Seconds to keep trying a broker that is down at start-up, with a growing delay "
+    "(0: fail at once). A wrong password or URL fails at once. "
+    "[env: FLUXQUEUE_STARTUP_TIMEOUT]",
+)
+@click.option(
     "--accept",
     multiple=True,
     envvar="FLUXQUEUE_ACCEPT",
@@ -121,6 +131,7 @@ def start_command(
     workers: int,
     burst: bool,
     shutdown_timeout: float,
+    startup_timeout: float,
     accept: tuple[str, ...],
     log_level: str,
     log_format: str,
@@ -140,6 +151,7 @@ def start_command(
         workers=workers,
         burst=burst,
         shutdown_timeout=shutdown_timeout,
+        startup_timeout=startup_timeout,
         accept=split_values(accept),
         log_level=log_level.lower(),
         log_format=log_format.lower(),
@@ -153,12 +165,12 @@ def start_command(
         return
     discovery = serve.prepare(config)
     app = discovery.app
-    serve.log_banner(app, discovery, config)
-    if not app.broker.persistent:
+    if not app.broker.persistent:  # before the banner: nothing is started
         raise CliError(
             f"--workers {config.workers} needs a broker shared between processes; "
             f"{mask_url(app.broker.url)} is private to one process"
         )
+    serve.log_banner(app, discovery, config)
     supervisor = Supervisor(
         config.child_argv(),
         config.workers,

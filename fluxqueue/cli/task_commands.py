@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from fluxqueue._url import mask_url
 from fluxqueue.cli.options import (
     EXIT_ERROR,
     EXIT_PENDING,
@@ -81,6 +82,12 @@ def enqueue_command(
     args = _json_arg(args_json, "--args", list)
     kwargs = _json_arg(kwargs_json, "--kwargs", dict)
     app = open_app(ctx, broker_url, redis_url, module_paths=module_paths)
+    if not app.broker.persistent:  # as `start -w 2` refuses it: the task would vanish
+        raise CliError(
+            f"{mask_url(app.broker.url)} is private to one process: a task enqueued by this "
+            "command would vanish when it exits; give a broker a worker shares, e.g. "
+            "-b sqlite:///fluxqueue.db or -b redis://127.0.0.1:6379/0"
+        )
     sender = app.named(name).options(
         queue=queue,
         delay=delay,

@@ -32,6 +32,7 @@ from fluxqueue.message import Delivery, Message, frame
 from fluxqueue.security import MAX_HEADER_SIZE, check_body_size
 from fluxqueue.state import State, encode_state, initial_state
 from fluxqueue.task import UNSET_HEADER
+from fluxqueue.worker.dead_letters import bounded_dead_letter
 from fluxqueue.worker.threads import Interrupt, ThreadSlot
 
 if TYPE_CHECKING:
@@ -80,6 +81,18 @@ class _Reject(Exception):
 
     def __init__(self, error: BaseException) -> None:
         self.error = error
+
+
+def task_fields(message: Message, status: str, started: float, now: float) -> dict[str, Any]:
+    """The keys every task log line carries (``--log-format json`` prints them as fields)."""
+    return {
+        "task_id": message.id,
+        "task": message.task,
+        "queue": message.queue,
+        "attempt": message.attempt + 1,
+        "duration_ms": round((now - started) * 1000, 3),
+        "status": status,
+    }
 
 
 def type_name(exc: BaseException) -> str:
@@ -194,7 +207,10 @@ class Executor:
             "fluxqueue_task_started", app=self.app, message=message, worker_id=worker.id
         )
         if log.isEnabledFor(logging.INFO):
-            log.info("%s[%s] started (attempt %d)", message.task, message.id, message.attempt + 1)
+            log.info(
+                "%s[%s] started (attempt %d)", message.task, message.id, message.attempt + 1,
+                extra=task_fields(message, "STARTED", started, started),
+            )  # fmt: skip
 
     async def _run_body(
         self, job: Job, task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -393,30 +409,80 @@ class Executor:
             duration=now - started,
         )
         if log.isEnabledFor(logging.INFO):
-            log.info("%s[%s] succeeded in %.3fs", message.task, message.id, now - started)
+            log.info(
+                "%s[%s] succeeded in %.3fs", message.task, message.id, now - started,
+                extra=task_fields(message, "SUCCESS", started, now),
+            )  # fmt: skip
 
     async def _fail(
         self, job: Job, error: BaseException, started: float, task: Task[Any, Any] | None = None
     ) -> None:
         """Retry when the task allows it, else FAILURE and a dead letter."""
-        message, delivery = job.message, job.delivery
-        await self.worker.outbox.forget(delivery.task_id)
+        message = job.message
+        await self.worker.outbox.forget(job.delivery.task_id)
         now = time.time()
         if isinstance(error, Retry) and message and message.attempt >= message.max_retries:
-            reason = f"gave up after {message.attempt + 1} attempts: {error.reason}"
-            error = Retry(reason=reason)
-        details: dict[str, Any] = {
+            error = Retry(reason=f"gave up after {message.attempt + 1} attempts: {error.reason}")
+        details = self._failure_details(error, started, now)
+        if (
+            message is not None
+            and task is not None
+            and self._retriable(task, error)
+            and message.attempt < message.max_retries
+        ):
+            await self._retry(job, message, task, error, details)
+            return
+        await self._give_up(job, error, details)
+
+    def _failure_details(self, error: BaseException, started: float, now: float) -> dict[str, Any]:
+        """The fields a RETRYING or FAILURE state records about ``error``."""
+        tb = error.__traceback__
+        return {
             "error_type": type_name(error),
             "error": str(error) or repr(error),
-            "traceback": "".join(
-                traceback.format_exception(type(error), error, error.__traceback__)
-            )
-            if error.__traceback__ is not None
+            "traceback": "".join(traceback.format_exception(type(error), error, tb))
+            if tb is not None
             else None,
             "started_at": started,
             "completed_at": now,
             "worker": self.worker.id,
         }
+
+    async def _retry(
+        self,
+        job: Job,
+        message: Message,
+        task: Task[Any, Any],
+        error: BaseException,
+        details: dict[str, Any],
+    ) -> None:
+        """Requeue the next attempt after its delay; one log line, no traceback."""
+        now = details["completed_at"]
+        delay = error.delay if isinstance(error, Retry) and error.delay is not None else None
+        if delay is None:
+            delay = task.task_options.retry_delay(message.attempt + 1)
+        eta = now + delay if delay > 0 else None
+        retry = replace(message, attempt=message.attempt + 1, eta=eta)
+        if self.app.signer is not None:  # attempt and eta changed: sign again
+            self.app.signer.sign(retry)
+        state = encode_state(
+            "RETRYING", retry, ttl=self.app.result_ttl, attempts=message.attempt + 1, **details
+        )
+        await self.worker.call_broker(self.broker.requeue, job.delivery, retry, state)
+        self.app.plugins.notify(
+            "fluxqueue_task_retried", app=self.app, message=message, error=error, delay=delay
+        )
+        log.warning(
+            "%s[%s] failed in %.3fs (%s: %s); retry %d/%d in %.2fs",
+            message.task, message.id, now - details["started_at"], details["error_type"],
+            details["error"], retry.attempt, message.max_retries, delay,
+            extra=task_fields(message, "RETRYING", details["started_at"], now),
+        )  # fmt: skip
+
+    async def _give_up(self, job: Job, error: BaseException, details: dict[str, Any]) -> None:
+        """FAILURE and a dead letter (its body bounded); the traceback is logged once, here."""
+        message, delivery = job.message, job.delivery
+        started, now = details["started_at"], details["completed_at"]
         if message is None:  # not even a header: record what we can
             state = State(
                 "FAILURE",
@@ -424,53 +490,13 @@ class Executor:
                 self.app.result_ttl,
             )
         else:
-            if (
-                task is not None
-                and self._retriable(task, error)
-                and message.attempt < message.max_retries
-            ):
-                delay = (
-                    error.delay if isinstance(error, Retry) and error.delay is not None else None
-                )
-                if delay is None:
-                    delay = task.task_options.retry_delay(message.attempt + 1)
-                retry = replace(
-                    message, attempt=message.attempt + 1, eta=now + delay if delay > 0 else None
-                )
-                if self.app.signer is not None:  # attempt and eta changed: sign again
-                    self.app.signer.sign(retry)
-                state = encode_state(
-                    "RETRYING",
-                    retry,
-                    ttl=self.app.result_ttl,
-                    attempts=message.attempt + 1,
-                    **details,
-                )
-                await self.worker.call_broker(self.broker.requeue, delivery, retry, state)
-                self.app.plugins.notify(
-                    "fluxqueue_task_retried",
-                    app=self.app,
-                    message=message,
-                    error=error,
-                    delay=delay,
-                )
-                log.warning(
-                    "%s[%s] failed in %.3fs (%s: %s); retry %d/%d in %.2fs",
-                    message.task,
-                    message.id,
-                    now - started,
-                    details["error_type"],
-                    details["error"],
-                    retry.attempt,
-                    message.max_retries,
-                    delay,
-                )
-                return
             state = encode_state(
                 "FAILURE", message, ttl=self.app.result_ttl, attempts=message.attempt + 1, **details
             )
-        reason = f"{details['error_type']}: {details['error']}"
-        await self.worker.call_broker(self.broker.dead_letter, delivery, reason, state)
+        letter, reason = bounded_dead_letter(
+            delivery, f"{details['error_type']}: {details['error']}"
+        )
+        await self.worker.call_broker(self.broker.dead_letter, letter, reason, state)
         if message is not None:
             self.app.plugins.notify(
                 "fluxqueue_task_failed",
@@ -486,13 +512,21 @@ class Executor:
             queue=delivery.queue,
             reason=reason,
         )
+        fields = (
+            task_fields(message, "FAILURE", started, now)
+            if message is not None
+            else {"task_id": delivery.task_id, "task": None, "queue": delivery.queue,
+                  "attempt": None, "duration_ms": round((now - started) * 1000, 3),
+                  "status": "FAILURE"}
+        )  # fmt: skip
         log.error(
             "%s[%s] failed for good in %.3fs: %s",
-            message.task if message else "?",
-            delivery.task_id,
-            now - started,
-            reason,
-        )
+            message.task if message else "?", delivery.task_id, now - started, reason,
+            exc_info=(type(error), error, error.__traceback__)
+            if error.__traceback__ is not None
+            else None,
+            extra=fields,
+        )  # fmt: skip
 
     @staticmethod
     def _retriable(task: Task[Any, Any], error: BaseException) -> bool:
@@ -516,7 +550,10 @@ class Executor:
             worker=self.worker.id,
         )
         await self.worker.call_broker(self.broker.ack, job.delivery, state)
-        log.info("%s[%s] aborted", message.task, message.id)
+        log.info(
+            "%s[%s] aborted", message.task, message.id,
+            extra=task_fields(message, "ABORTED", started, time.time()),
+        )  # fmt: skip
 
     async def handback(self, job: Job) -> None:
         """Return an unfinished message to its queue (shutdown), same attempt."""

@@ -37,6 +37,8 @@ log = logging.getLogger("fluxqueue.worker")
 T = TypeVar("T")
 
 DEFAULT_CONCURRENCY = 16
+#: While a stop waits for running tasks, it logs which ones every this many seconds.
+DRAIN_REPORT_EVERY = 5.0
 #: How long the fetch loop idles after handing a body to a sleeping thread (see there).
 HANDOFF_PAUSE = 0.0002
 
@@ -127,6 +129,12 @@ class Worker:
             log.warning("second interrupt: stopping now")
             self.stop_now()
         else:
+            if self.jobs:
+                log.warning(
+                    "interrupt: letting running tasks finish (up to %gs); "
+                    "press Ctrl-C again to stop at once",
+                    self.shutdown_timeout,
+                )
             self.stop()
 
     # -- the loop --------------------------------------------------------------------
@@ -307,7 +315,14 @@ class Worker:
             return
         pending = set(self.jobs)
         if not self._force:
-            _, pending = await asyncio.wait(pending, timeout=self.shutdown_timeout)
+            deadline = time.monotonic() + self.shutdown_timeout
+            while pending:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                _, pending = await asyncio.wait(pending, timeout=min(left, DRAIN_REPORT_EVERY))
+                if pending and deadline - time.monotonic() > 0:
+                    self._report_running(pending, deadline - time.monotonic())
         if pending:
             log.warning("interrupting %d task(s) still running at shutdown", len(pending))
             for runner in pending:
@@ -315,6 +330,18 @@ class Worker:
                 if job is not None:
                     job.cancel("shutdown")
             await asyncio.wait(pending, timeout=10)
+
+    def _report_running(self, runners: set[asyncio.Task[None]], left: float) -> None:
+        """While a stop waits for running tasks: which ones, so a slow stop is explained."""
+        names = [
+            f"{job.message.task if job.message else '?'}[{job.delivery.task_id}]"
+            for runner in runners
+            if (job := self.jobs.get(runner)) is not None
+        ]
+        log.info(
+            "still waiting for %d running task(s), %.0fs left: %s",
+            len(names), left, ", ".join(sorted(names)),
+        )  # fmt: skip
 
     # -- housekeeping ----------------------------------------------------------------
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-# The seed's layout (fluxqueue-defining-tasks.md), with return values to check.
-SEED_FILES = {
+# The layout of FluxQueue's guide "Defining tasks", with return values to check.
+PROJECT_FILES = {
     "myapp/__init__.py": "",
     "myapp/tasks/client.py": """
         from fluxqueue import FluxQueue
@@ -53,7 +53,7 @@ SEED_FILES = {
             "send_notification",
         ]
     """,
-    # A single-file tasks module (the seed's alternative) with slow and failing tasks.
+    # A single-file tasks module (FluxQueue's alternative) with slow and failing tasks.
     "jobs.py": """
         import os
         import time
@@ -85,7 +85,7 @@ def _clean_env() -> dict[str, str]:
 
 
 class Project:
-    """A directory with the seed's tasks, a SQLite broker URL, and ways to run the CLI in it."""
+    """A directory with FluxQueue's example tasks, a SQLite broker URL and ways to run the CLI."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -94,7 +94,7 @@ class Project:
         self.url = f"sqlite:///{self.db}?visibility_timeout=2"
         self.env = _clean_env()
         self.workers: list[Worker] = []
-        for name, text in SEED_FILES.items():
+        for name, text in PROJECT_FILES.items():
             path = root / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(textwrap.dedent(text).lstrip())

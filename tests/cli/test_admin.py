@@ -166,11 +166,11 @@ def test_purge_a_queue(project: Project) -> None:
 def test_broker_variables_and_flags(project: Project) -> None:
     task_id = project.run("enqueue", "add", env={"FLUXQUEUE_BROKER_URL": project.url})
     assert task_id.returncode == 0, task_id.stderr
-    seed_variable = {"FLUXQUEUE_REDIS_URL": project.url}
-    assert project.run("status", task_id.stdout.strip(), env=seed_variable).returncode == 0
+    rust_variable = {"FLUXQUEUE_REDIS_URL": project.url}
+    assert project.run("status", task_id.stdout.strip(), env=rust_variable).returncode == 0
     # A flag wins over the variable.
     other = f"sqlite:///{project.root / 'other.db'}"
-    done = project.run("status", task_id.stdout.strip(), "-b", other, env=seed_variable)
+    done = project.run("status", task_id.stdout.strip(), "-b", other, env=rust_variable)
     assert done.returncode == 1 and "unknown" in done.stderr
     both = project.run("info", "-b", project.url, "-r", other)
     assert both.returncode == 1 and "either --broker-url or --redis-url" in both.stderr

@@ -129,7 +129,7 @@ def _free_port() -> int:
 
 def test_unreachable_broker(project: Project) -> None:
     url = f"redis://:secret@127.0.0.1:{_free_port()}/0"
-    line = fails(project, "-t", "jobs", "-b", url)
+    line = fails(project, "-t", "jobs", "--startup-timeout", "0", "-b", url)
     assert line.startswith("Error: cannot use broker redis://:***@127.0.0.1:")
     assert "secret" not in line
 

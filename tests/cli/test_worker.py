@@ -21,7 +21,7 @@ def any_project(request: pytest.FixtureRequest, project: Project) -> Project:
     return project
 
 
-def test_seed_layout_one_worker_per_queue(any_project: Project) -> None:
+def test_fluxqueue_defining_tasks_layout_one_worker_per_queue(any_project: Project) -> None:
     project = any_project
     default = project.start("--tasks-module-path", "myapp.tasks", "--queue", "default")
     urgent = project.start("-t", "myapp.tasks", "-q", "urgent")
