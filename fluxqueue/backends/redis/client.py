@@ -25,6 +25,8 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
@@ -401,7 +403,8 @@ def _translate(
             "(raise max_connections in the broker URL)"
         )
     if isinstance(exc, (*_transient(rex), OSError)):
-        return BrokerConnectionError(f"cannot reach Redis at {where}: {text}")
+        reason = _socket_reason(exc) or text
+        return BrokerConnectionError(f"cannot reach Redis at {where}: {reason}")
     if isinstance(exc, rex.RedisClusterException):
         # redis-py uses this one class both for "no node answers" and for misuse.
         if "cannot be connected" in str(exc):
@@ -433,6 +436,24 @@ def _is_auth_reply(exc: Exception, rex: Any) -> bool:
         "NOAUTH",
         "NOPERM",
     )
+
+
+def _socket_reason(exc: BaseException) -> str | None:
+    """The operating system's words for a failed connection ("Connection refused",
+    "Name or service not known"), without redis-py's "Error 111 connecting to ..."
+    wrapping, which repeats the address and differs between its sync and async clients."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # a chain of causes is short; the bound guards against a cycle
+        if seen is None:
+            break
+        if isinstance(seen, ssl.SSLError):
+            return None  # its own text names the certificate problem
+        if isinstance(seen, OSError) and seen.errno is not None:
+            if isinstance(seen, socket.gaierror) or seen.errno <= 0:
+                return str(seen.strerror) if seen.strerror else None
+            return os.strerror(seen.errno)
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _clean(exc: BaseException, secret: str | None) -> str:
