@@ -1,0 +1,101 @@
+"""The producer alone, two checkouts side by side: an A/B probe for enqueue changes.
+
+    .venv/bin/python benchmarks/produce.py --a /tmp/ab-main --b . --rounds 8
+
+Starts its own ``redis-server`` (a free port, never 6379, no persistence) and then, each
+round, one child process per checkout, in turns (A B, then B A, ...), flushing Redis
+between them. Each child imports fluxqueue from its checkout (``PYTHONPATH``) with this
+interpreter's redis-py and hiredis, and times what ``benchmarks/run.py`` times for its two
+producer rows: ``task.enqueue(0.0)`` one at a time (``--one`` calls) and
+``fq.enqueue_many`` of ``--bulk`` messages built in the timed part, with the process's CPU
+time per single enqueue beside it. Prints one line per child and the medians, ratios
+(B/A) taken pair by pair, and the load average before and after: the machine is shared.
+Not part of the side-by-side table (round 9 in docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+
+def child(url: str, one: int, bulk: int) -> None:
+    import fluxqueue
+    from fluxqueue import FluxQueue
+
+    fq = FluxQueue(url)
+
+    @fq.task(name="noop")
+    def noop(ts: float) -> None: ...
+
+    for _ in range(200):  # warm up: connection, script cache
+        noop.enqueue(0.0)
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(one):
+        noop.enqueue(0.0)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    start = time.perf_counter()
+    fq.enqueue_many([noop.message(0.0) for _ in range(bulk)])
+    bulk_s = time.perf_counter() - start
+    print(json.dumps({"one": one / wall, "one_cpu_us": cpu / one * 1e6, "bulk": bulk / bulk_s,
+                      "from": str(Path(fluxqueue.__file__).parent.parent)}))  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--a", required=True, help="checkout A (the baseline)")
+    parser.add_argument("--b", required=True, help="checkout B")
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--one", type=int, default=10000, help="single enqueues per child")
+    parser.add_argument("--bulk", type=int, default=10000, help="messages in the bulk enqueue")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.one, args.bulk)
+        return 0
+
+    from run import RedisServer, cleanup
+
+    sides = {"A": Path(args.a).resolve(), "B": Path(args.b).resolve()}
+    found: dict[str, list[dict[str, float]]] = {"A": [], "B": []}
+    print(f"load {os.getloadavg()}", flush=True)
+    with tempfile.TemporaryDirectory() as workdir:
+        try:
+            redis = RedisServer(Path(workdir))
+            for i in range(args.rounds):
+                for side in ("A", "B") if i % 2 == 0 else ("B", "A"):
+                    redis.flush()
+                    env = {**os.environ, "PYTHONPATH": str(sides[side])}
+                    argv = [sys.executable, __file__, "--a", "-", "--b", "-", "--child",
+                            redis.url, "--one", str(args.one), "--bulk", str(args.bulk)]  # fmt: skip
+                    done = subprocess.run(argv, env=env, capture_output=True, check=True)
+                    row = json.loads(done.stdout.decode().strip().splitlines()[-1])
+                    if Path(row.pop("from")) != sides[side]:
+                        raise SystemExit(f"{side} did not import fluxqueue from {sides[side]}")
+                    found[side].append(row)
+                    print(f"round {i + 1} {side}: {json.dumps(row)}", flush=True)
+        finally:
+            cleanup()
+    print(f"load {os.getloadavg()}")
+    for key in ("one", "one_cpu_us", "bulk"):
+        a = [row[key] for row in found["A"]]
+        b = [row[key] for row in found["B"]]
+        ratios = [y / x for x, y in zip(a, b, strict=True)]
+        print(f"{key}: A {statistics.median(a):,.1f} ({min(a):,.1f}-{max(a):,.1f})  "
+              f"B {statistics.median(b):,.1f} ({min(b):,.1f}-{max(b):,.1f})  "
+              f"B/A {statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
