@@ -13,8 +13,10 @@ The same framing carries task state records (see ``fluxqueue.state``).
 from __future__ import annotations
 
 import json
+import json.encoder
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +26,28 @@ __all__ = ["Delivery", "Message", "frame", "new_id", "unframe"]
 
 FORMAT_VERSION = 1
 
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+def _compact_encoder() -> Callable[[Any], str]:
+    """``json.dumps(obj, separators=(",", ":"), ensure_ascii=False)``, for headers.
+
+    ``json.dumps`` and ``JSONEncoder.encode`` set up the standard library's C encoder
+    anew on every call, about a third of the time of encoding a message header
+    (docs/benchmarks.md, round 9); here it is set up once. Without the C encoder (another
+    Python implementation), the encoder's own ``encode``. A value JSON cannot carry is a
+    ``TypeError``, as with ``json.dumps``; a header that contains itself is a
+    ``RecursionError`` rather than its ``ValueError``.
+    """
+    plain = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+    make = getattr(json.encoder, "c_make_encoder", None)  # not in typeshed
+    if make is None:
+        return plain.encode
+    encode = make(None, plain.default, json.encoder.encode_basestring, None, ":", ",",
+                  False, False, True)  # fmt: skip
+    join = "".join
+    return lambda obj: join(encode(obj, 0))
+
+
+_dumps = _compact_encoder()
 
 
 #: Ids drawn ahead from the kernel's generator, 64 per ``os.urandom`` call (see new_id).
