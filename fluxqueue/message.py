@@ -13,10 +13,8 @@ The same framing carries task state records (see ``fluxqueue.state``).
 from __future__ import annotations
 
 import json
-import json.encoder
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,27 +25,28 @@ __all__ = ["Delivery", "Message", "frame", "new_id", "unframe"]
 FORMAT_VERSION = 1
 
 
-def _compact_encoder() -> Callable[[Any], str]:
-    """``json.dumps(obj, separators=(",", ":"), ensure_ascii=False)``, for headers.
+_CHECKED = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
-    ``json.dumps`` and ``JSONEncoder.encode`` set up the standard library's C encoder
-    anew on every call, about a third of the time of encoding a message header
-    (docs/benchmarks.md, round 9); here it is set up once. Without the C encoder (another
-    Python implementation), the encoder's own ``encode``. A value JSON cannot carry is a
-    ``TypeError``, as with ``json.dumps``; a header that contains itself is a
-    ``RecursionError`` rather than its ``ValueError``.
-    """
-    plain = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-    make = getattr(json.encoder, "c_make_encoder", None)  # not in typeshed
-    if make is None:
-        return plain.encode
-    encode = make(None, plain.default, json.encoder.encode_basestring, None, ":", ",",
-                  False, False, True)  # fmt: skip
-    join = "".join
-    return lambda obj: join(encode(obj, 0))
+#: ``_CHECKED`` without its check for circular references (the C encoder's ``markers``),
+#: made once instead of once per call as ``JSONEncoder.encode`` does: the same output at
+#: two thirds of the cost of a message header (docs/benchmarks.md, round 9). A header
+#: that contains itself recurses until RecursionError and is then handed to ``_CHECKED``
+#: for its usual error. The JSON serializer does the same for arguments.
+_FAST: Any = None
+_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)  # CPython's accelerator
+_encode_string: Any = getattr(json.encoder, "c_encode_basestring", None)
+if _make_encoder is not None and _encode_string is not None:
+    _FAST = _make_encoder(None, _CHECKED.default, _encode_string, None, ":", ",", False, False,
+                          True)  # fmt: skip
 
 
-_dumps = _compact_encoder()
+def _dumps(header: dict[str, Any]) -> str:
+    if _FAST is not None:
+        try:
+            return "".join(_FAST(header, 0))
+        except RecursionError:
+            pass
+    return _CHECKED.encode(header)
 
 
 #: Ids drawn ahead from the kernel's generator, 64 per ``os.urandom`` call (see new_id).
