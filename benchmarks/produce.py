@@ -1,15 +1,17 @@
 """The producer alone, two checkouts side by side: an A/B probe for enqueue changes.
 
     .venv/bin/python benchmarks/produce.py --a /tmp/ab-main --b . --rounds 8
+    .venv/bin/python benchmarks/produce.py --a /tmp/c0 --b /tmp/c1 --b /tmp/c2 --rounds 8
 
 Starts its own ``redis-server`` (a free port, never 6379, no persistence) and then, each
-round, one child process per checkout, in turns (A B, then B A, ...), flushing Redis
-between them. Each child imports fluxqueue from its checkout (``PYTHONPATH``) with this
-interpreter's redis-py and hiredis, and times what ``benchmarks/run.py`` times for its two
-producer rows: ``task.enqueue(0.0)`` one at a time (``--one`` calls) and
-``fq.enqueue_many`` of ``--bulk`` messages built in the timed part, with the process's CPU
-time per single enqueue beside it. Prints one line per child and the medians, ratios
-(B/A) taken pair by pair, and the load average before and after: the machine is shared.
+round, one child process per checkout, in turns (A B, then B A, ...; with several ``--b``,
+the order rotates), flushing Redis between them. Each child imports fluxqueue from its
+checkout (``PYTHONPATH``) with this interpreter's redis-py and hiredis, and times what
+``benchmarks/run.py`` times for its two producer rows: ``task.enqueue(0.0)`` one at a
+time (``--one`` calls) and ``fq.enqueue_many`` of ``--bulk`` messages built in the timed
+part, with the process's CPU time per single enqueue beside it. Prints one line per child
+and the medians, ratios (each B against A) taken round by round, and the load average
+before and after: the machine is shared.
 Not part of the side-by-side table (round 9 in docs/benchmarks.md).
 """
 
@@ -54,7 +56,7 @@ def child(url: str, one: int, bulk: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--a", required=True, help="checkout A (the baseline)")
-    parser.add_argument("--b", required=True, help="checkout B")
+    parser.add_argument("--b", required=True, action="append", help="checkout B (repeatable)")
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--one", type=int, default=10000, help="single enqueues per child")
     parser.add_argument("--bulk", type=int, default=10000, help="messages in the bulk enqueue")
@@ -66,18 +68,22 @@ def main() -> int:
 
     from run import RedisServer, cleanup
 
-    sides = {"A": Path(args.a).resolve(), "B": Path(args.b).resolve()}
-    found: dict[str, list[dict[str, float]]] = {"A": [], "B": []}
+    sides = {"A": Path(args.a).resolve()}
+    for i, b in enumerate(args.b):
+        sides["B" if len(args.b) == 1 else f"B{i + 1}"] = Path(b).resolve()
+    names = list(sides)
+    found: dict[str, list[dict[str, float]]] = {name: [] for name in names}
     print(f"load {os.getloadavg()}", flush=True)
     with tempfile.TemporaryDirectory() as workdir:
         try:
             redis = RedisServer(Path(workdir))
             for i in range(args.rounds):
-                for side in ("A", "B") if i % 2 == 0 else ("B", "A"):
+                turn = names[i % len(names) :] + names[: i % len(names)]
+                for side in turn if i % 2 == 0 else turn[::-1]:
                     redis.flush()
                     env = {**os.environ, "PYTHONPATH": str(sides[side])}
-                    argv = [sys.executable, __file__, "--a", "-", "--b", "-", "--child",
-                            redis.url, "--one", str(args.one), "--bulk", str(args.bulk)]  # fmt: skip
+                    argv = [sys.executable, __file__, "--a", "-", "--b", "-", "--child", redis.url,
+                            "--one", str(args.one), "--bulk", str(args.bulk)]  # fmt: skip
                     done = subprocess.run(argv, env=env, capture_output=True, check=True)
                     row = json.loads(done.stdout.decode().strip().splitlines()[-1])
                     if Path(row.pop("from")) != sides[side]:
@@ -89,11 +95,14 @@ def main() -> int:
     print(f"load {os.getloadavg()}")
     for key in ("one", "one_cpu_us", "bulk"):
         a = [row[key] for row in found["A"]]
-        b = [row[key] for row in found["B"]]
-        ratios = [y / x for x, y in zip(a, b, strict=True)]
-        print(f"{key}: A {statistics.median(a):,.1f} ({min(a):,.1f}-{max(a):,.1f})  "
-              f"B {statistics.median(b):,.1f} ({min(b):,.1f}-{max(b):,.1f})  "
-              f"B/A {statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})")  # fmt: skip
+        line = f"{key}: A {statistics.median(a):,.1f} ({min(a):,.1f}-{max(a):,.1f})"
+        for name in names[1:]:
+            b = [row[key] for row in found[name]]
+            ratios = [y / x for x, y in zip(a, b, strict=True)]
+            line += (f"  {name} {statistics.median(b):,.1f} ({min(b):,.1f}-{max(b):,.1f}) "
+                     f"{name}/A {statistics.median(ratios):.2f}x "
+                     f"({min(ratios):.2f}-{max(ratios):.2f})")  # fmt: skip
+        print(line)
     return 0
 
 
