@@ -14,8 +14,8 @@
 --
 -- A script pays for each Redis call and each argument, so what can be is done once per
 -- call or per group: one TIME (only for an eta), one INCRBY for the FIFO sequence numbers
--- of the whole call, one ZADD per sorted set, one DEL of the old states, one SADD of the
--- queue names, wake tokens in one LPUSH per queue. Per message: HGET (an older one?), HSET.
+-- of the whole call, one ZADD per sorted set, one SADD of the queue names, wake tokens in
+-- one LPUSH per queue. Per message: HGET (an older one?), DEL (its state), HSET.
 local ttl_ms, total = ARGV[2], tonumber(ARGV[3])
 do
   -- Entries that fluxqueue's earlier single enqueues left in these queues' incoming lists
@@ -33,7 +33,6 @@ local pending = {}  -- zset key -> {score, id, score, id, ...}: not yet added
 local woken = {}    -- queue -> messages enqueued
 local names = {}    -- queue names, first seen first
 local mprefix, sprefix = BASE .. 'm:', BASE .. 's:'
-local states = {}   -- state keys to delete: an id enqueued again starts over
 
 local function flush()
   for key, members in pairs(pending) do
@@ -77,7 +76,7 @@ while i <= #ARGV do
       pending[key] = members
       unplace(id, old)
     end
-    states[#states + 1] = sprefix .. id
+    redis.call('DEL', sprefix .. id)
     redis.call('HSET', k, 'd', ARGV[j + 1], 'q', queue, 'p', priority, 't', ttl_ms)
     seq = seq + 1
     local score = eta
@@ -92,9 +91,6 @@ while i <= #ARGV do
   woken[queue] = woken[queue] + count
 end
 flush()
-for s = 1, #states, 2000 do
-  redis.call('DEL', unpack(states, s, math.min(s + 1999, #states)))
-end
 
 -- A call carries at most a few thousand messages (the client's chunk), so few names.
 redis.call('SADD', BASE .. 'queues', unpack(names))
