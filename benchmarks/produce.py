@@ -9,7 +9,7 @@ the order rotates), flushing Redis between them. Each child imports fluxqueue fr
 checkout (``PYTHONPATH``) with this interpreter's redis-py and hiredis, and times what
 ``benchmarks/run.py`` times for its two producer rows: ``task.enqueue(0.0)`` one at a
 time (``--one`` calls) and ``fq.enqueue_many`` of ``--bulk`` messages built in the timed
-part, with the process's CPU time per single enqueue beside it. Prints one line per child
+part, with the process's CPU time per message beside each. Prints one line per child
 and the medians, ratios (each B against A) taken round by round, and the load average
 before and after: the machine is shared.
 Not part of the side-by-side table (round 9 in docs/benchmarks.md).
@@ -46,10 +46,11 @@ def child(url: str, one: int, bulk: int) -> None:
     for _ in range(one):
         noop.enqueue(0.0)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    start = time.perf_counter()
+    bulk_s, bulk_cpu = time.perf_counter(), time.process_time()
     fq.enqueue_many([noop.message(0.0) for _ in range(bulk)])
-    bulk_s = time.perf_counter() - start
+    bulk_s, bulk_cpu = time.perf_counter() - bulk_s, time.process_time() - bulk_cpu
     print(json.dumps({"one": one / wall, "one_cpu_us": cpu / one * 1e6, "bulk": bulk / bulk_s,
+                      "bulk_cpu_us": bulk_cpu / bulk * 1e6,
                       "from": str(Path(fluxqueue.__file__).parent.parent)}))  # fmt: skip
 
 
@@ -93,7 +94,7 @@ def main() -> int:
         finally:
             cleanup()
     print(f"load {os.getloadavg()}")
-    for key in ("one", "one_cpu_us", "bulk"):
+    for key in ("one", "one_cpu_us", "bulk", "bulk_cpu_us"):
         a = [row[key] for row in found["A"]]
         line = f"{key}: A {statistics.median(a):,.1f} ({min(a):,.1f}-{max(a):,.1f})"
         for name in names[1:]:
