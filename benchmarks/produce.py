@@ -13,6 +13,11 @@ part, with the process's CPU time per message beside each. Prints one line per c
 and the medians, ratios (each B against A) taken round by round, and the load average
 before and after: the machine is shared.
 Not part of the side-by-side table (round 9 in docs/benchmarks.md).
+
+    .venv/bin/python benchmarks/produce.py --profile --one 20000
+
+runs the single enqueues of this checkout under cProfile instead, and prints where the
+time went.
 """
 
 from __future__ import annotations
@@ -56,11 +61,12 @@ def child(url: str, one: int, bulk: int) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--a", required=True, help="checkout A (the baseline)")
-    parser.add_argument("--b", required=True, action="append", help="checkout B (repeatable)")
+    parser.add_argument("--a", help="checkout A (the baseline)")
+    parser.add_argument("--b", action="append", help="checkout B (repeatable)")
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--one", type=int, default=10000, help="single enqueues per child")
     parser.add_argument("--bulk", type=int, default=10000, help="messages in the bulk enqueue")
+    parser.add_argument("--profile", action="store_true", help="cProfile this checkout")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -69,6 +75,22 @@ def main() -> int:
 
     from run import RedisServer, cleanup
 
+    if args.profile:
+        import cProfile
+        import pstats
+
+        with tempfile.TemporaryDirectory() as workdir:
+            try:
+                redis = RedisServer(Path(workdir))
+                profile = cProfile.Profile()
+                profile.runcall(child, redis.url, args.one, 1)
+                pstats.Stats(profile).sort_stats("tottime").print_stats(25)
+            finally:
+                cleanup()
+        return 0
+
+    if not args.a or not args.b:
+        parser.error("--a and --b are needed (or --profile)")
     sides = {"A": Path(args.a).resolve()}
     for i, b in enumerate(args.b):
         sides["B" if len(args.b) == 1 else f"B{i + 1}"] = Path(b).resolve()
