@@ -29,7 +29,7 @@ import os
 import socket
 import ssl
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from fluxqueue.backends.redis.config import RedisConfig
@@ -41,7 +41,6 @@ __all__ = [
     "SyncConnections",
     "call",
     "call_sync",
-    "translate_errors",
     "translated",
 ]
 
@@ -378,18 +377,6 @@ def _check_tls_files(kwargs: dict[str, Any]) -> None:
 async def _quiet_close(client: Any) -> None:
     with contextlib.suppress(Exception):
         await client.aclose()
-
-
-@contextlib.contextmanager
-def translate_errors(where: str, secret: str | None, timeout: float) -> Iterator[None]:
-    """Turn redis-py and socket errors into fluxqueue's (see :func:`translated`)."""
-    try:
-        yield
-    except Exception as exc:
-        error = translated(exc, where, secret, timeout)
-        if error is exc:
-            raise
-        raise error from exc
 
 
 def translated(exc: Exception, where: str, secret: str | None, timeout: float) -> Exception:
