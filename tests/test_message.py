@@ -148,3 +148,14 @@ def test_ids_drawn_ahead_are_never_handed_out_twice() -> None:
     child = {text[i : i + 32] for i in range(0, len(text), 32)}
     assert len(child) == 100
     assert not child & {new_id() for _ in range(100)}
+
+
+def test_a_header_json_cannot_carry_is_refused_as_json_dumps_refuses_it() -> None:
+    m = Message("t", "q", b"[]", "application/json", headers={"when": object()})
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        m.encode()
+    loop: dict[str, object] = {}
+    loop["self"] = loop
+    m.headers = {"loop": loop}
+    with pytest.raises(ValueError, match="Circular reference"):
+        m.encode()

@@ -25,7 +25,8 @@ from fluxqueue import FluxQueue
 from fluxqueue._bridge import run_sync
 from fluxqueue.backends.redis import RedisBroker
 from fluxqueue.backends.redis import broker as broker_module
-from fluxqueue.backends.redis.broker import DRAINED_FRESH, ENQUEUE_CHUNK
+from fluxqueue.backends.redis.broker import DRAINED_FRESH
+from fluxqueue.backends.redis.produce import ENQUEUE_CHUNK
 from fluxqueue.errors import BrokerConnectionError, BrokerError, ConfigurationError
 from fluxqueue.message import Message
 from fluxqueue.state import State

@@ -21,7 +21,7 @@ import redis
 
 from fluxqueue import FluxQueue, Priority
 from fluxqueue.backends.redis import RedisBroker
-from fluxqueue.backends.redis.broker import ENQUEUE_CHUNK
+from fluxqueue.backends.redis.produce import ENQUEUE_CHUNK
 from fluxqueue.errors import BrokerConnectionError
 from fluxqueue.message import Message
 from fluxqueue.state import State, initial_state

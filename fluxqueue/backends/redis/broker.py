@@ -31,11 +31,14 @@ from fluxqueue.backends.base import (
     QueueStats,
     WorkerInfo,
 )
-from fluxqueue.backends.redis.client import Clients, call, call_sync, translate_errors
+from fluxqueue.backends.redis.client import Clients, call, translated
 from fluxqueue.backends.redis.config import RedisConfig, parse_url
 from fluxqueue.backends.redis.coordination import RedisCoordination
 from fluxqueue.backends.redis.keys import Keys
-from fluxqueue.backends.redis.scripts import script
+from fluxqueue.backends.redis.produce import SyncProducer, enqueue_calls
+from fluxqueue.backends.redis.produce import eta_ms as _eta_ms
+from fluxqueue.backends.redis.produce import ms as _ms
+from fluxqueue.backends.redis.scripts import needing_eval, script
 from fluxqueue.errors import BrokerError, MessageError
 from fluxqueue.message import Delivery, Message
 from fluxqueue.state import State, initial_state
@@ -44,10 +47,6 @@ __all__ = ["RedisBroker"]
 
 log = logging.getLogger("fluxqueue.redis")
 
-#: Messages per enqueue script call: large enough to amortise the round trip, small
-#: enough that one call never blocks the server for long.
-ENQUEUE_CHUNK = 2000
-
 #: How long after a fetch that emptied its queues the next one may skip asking first.
 DRAINED_FRESH = 0.05
 
@@ -55,14 +54,6 @@ DRAINED_FRESH = 0.05
 def _due(next_ms: int) -> float:
     """The fetch script's ``next_ms`` (-1: nothing due) as a ``time.monotonic()`` time."""
     return math.inf if next_ms < 0 else time.monotonic() + next_ms / 1000
-
-
-def _ms(seconds: float | None) -> int:
-    return 0 if not seconds else max(1, round(seconds * 1000))
-
-
-def _eta_ms(eta: float | None) -> str:
-    return "" if eta is None else repr(eta * 1000)
 
 
 def _message_args(message: Message, state: State) -> list[Any]:
@@ -76,44 +67,6 @@ def _message_args(message: Message, state: State) -> list[Any]:
         state.data,
         _ms(state.ttl),
     ]
-
-
-def enqueue_calls(messages: Sequence[Message], ttl: float | None) -> list[list[Any]]:
-    """The arguments of one enqueue script call per ENQUEUE_CHUNK messages, after the
-    namespace base (see enqueue.lua for the layout): the one encoding of an enqueue,
-    whichever client sends it."""
-    calls: list[list[Any]] = []
-    ttl_ms = _ms(ttl)
-    for start in range(0, len(messages), ENQUEUE_CHUNK):
-        end = min(start + ENQUEUE_CHUNK, len(messages))
-        args: list[Any] = [ttl_ms, end - start]
-        group: Any = None
-        count_at = 0
-        for i in range(start, end):
-            message = messages[i]
-            route = (message.queue, message.priority, _eta_ms(message.eta))
-            if route != group:
-                group, count_at = route, len(args) + 3
-                args += [*route, 0]
-            args[count_at] += 1
-            args += [message.id, message.encode()]
-        calls.append(args)
-    return calls
-
-
-def _needing_eval(replies: list[Any]) -> list[int]:
-    """Which script calls met a server without the script (``NOSCRIPT``: first use, a
-    restart, a failover) and must be sent again with ``EVAL``; any other error reply is
-    raised."""
-    from redis.exceptions import NoScriptError
-
-    again = []
-    for i, reply in enumerate(replies):
-        if isinstance(reply, NoScriptError):
-            again.append(i)
-        elif isinstance(reply, Exception):
-            raise reply
-    return again
 
 
 def _cancel_swallowed() -> bool:
@@ -147,6 +100,7 @@ class RedisBroker(RedisCoordination, Broker):
         self._secret: str | None = self.config.client_kwargs.get("password")
         self._vt_ms = _ms(self.visibility_timeout)
         self._online = True
+        self._producer: SyncProducer | None = None
         #: queues -> (when, next due): the last fetch from them came back short (see fetch)
         self._drained: dict[tuple[str, ...], tuple[float, float]] = {}
 
@@ -154,21 +108,31 @@ class RedisBroker(RedisCoordination, Broker):
 
     @contextmanager
     def _errors(self, in_loop: bool = True) -> Iterator[None]:
-        """Translate errors (see ``client.translate_errors``); log when Redis becomes
-        unreachable and when it is back, once each."""
+        """Translate errors (see :meth:`_failure`)."""
         try:
-            with translate_errors(self.config.where, self._secret, self._socket_timeout()):
-                yield
-        except BrokerError as exc:
-            if self._online:
-                log.warning("Redis at %s is unreachable: %s", self.config.where, exc)
-                self._online = False
-            raise
+            yield
+        except Exception as exc:
+            error = self._failure(exc)
+            if error is exc:
+                raise
+            raise error from exc
         if not self._online:
-            log.info("Redis at %s is reachable again", self.config.where)
-            self._online = True
+            self._reached()
         if in_loop and _cancel_swallowed():
             raise asyncio.CancelledError()
+
+    def _failure(self, exc: Exception) -> Exception:
+        """What to raise for ``exc``: fluxqueue's error for redis-py's and the socket's
+        (see ``client.translated``). Logs when Redis becomes unreachable, once."""
+        error = translated(exc, self.config.where, self._secret, self._socket_timeout())
+        if isinstance(error, BrokerError) and self._online:
+            log.warning("Redis at %s is unreachable: %s", self.config.where, error)
+            self._online = False
+        return error
+
+    def _reached(self) -> None:
+        log.info("Redis at %s is reachable again", self.config.where)
+        self._online = True
 
     def _script_args(self, args: list[Any]) -> tuple[list[str], list[Any]]:
         """A script's KEYS (the routing key) and ARGV (the namespace base first)."""
@@ -208,12 +172,12 @@ class RedisBroker(RedisCoordination, Broker):
             wait = float(first[-1])  # BLPOP's timeout
         with self._errors():
             replies = (await call(client, commands, wait))[len(first) > 0 :]
-            again = _needing_eval(replies)
+            again = needing_eval(replies)
             if again:
                 evals = [self._eval(name, calls[i]) for i in again]
                 for i, reply in zip(again, await call(client, evals), strict=True):
                     replies[i] = reply
-                _needing_eval(replies)  # raises an error reply
+                needing_eval(replies)  # raises an error reply
         return replies
 
     async def _command(self, *args: Any) -> Any:
@@ -235,22 +199,30 @@ class RedisBroker(RedisCoordination, Broker):
         await self._run_many(self._clients.pooled(), "enqueue", calls)
 
     def enqueue_sync(self, messages: Sequence[Message], ttl: float | None = None) -> None:
-        """:meth:`enqueue` on this process's blocking client, without the bridge thread's
-        hop: the same calls (``enqueue_calls``), pipelined in one write, another
-        transport."""
+        """:meth:`enqueue` on this process's blocking connections, without the bridge
+        thread's hop: the same calls (``enqueue_calls``), another transport (see
+        ``produce.SyncProducer``)."""
         if self.config.cluster:  # no blocking cluster client is set up: use the bridge
             super().enqueue_sync(messages, ttl)
             return
         if not messages:
             return
-        calls = enqueue_calls(messages, ttl)
-        with self._errors(in_loop=False):
-            client = self._clients.sync()
-            replies = call_sync(client, [self._evalsha("enqueue", args) for args in calls])
-            again = _needing_eval(replies)
-            if again:
-                evals = [self._eval("enqueue", calls[i]) for i in again]
-                _needing_eval(call_sync(client, evals))
+        producer = self._producer or self._new_producer()
+        try:
+            producer.send(messages, ttl)
+        except Exception as exc:
+            error = self._failure(exc)
+            if error is exc:
+                raise
+            raise error from exc
+        if not self._online:
+            self._reached()
+
+    def _new_producer(self) -> SyncProducer:
+        # Made on first use: a worker that never enqueues from blocking code needs none.
+        # Two threads may both make one; they share the clients, so either will do.
+        self._producer = SyncProducer(self._clients, self.keys)
+        return self._producer
 
     # -- consuming -------------------------------------------------------------------
 

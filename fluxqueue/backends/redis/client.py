@@ -23,18 +23,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
 import ssl
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from fluxqueue.backends.redis.config import RedisConfig
 from fluxqueue.errors import BrokerConnectionError, BrokerError, ConfigurationError
 
-__all__ = ["Clients", "Dedicated", "SyncConnections", "call", "call_sync", "translate_errors"]
+__all__ = [
+    "Clients",
+    "Dedicated",
+    "SyncConnections",
+    "call",
+    "call_sync",
+    "translated",
+]
 
 log = logging.getLogger("fluxqueue.redis")
 
@@ -148,23 +156,21 @@ def pack(commands: Sequence[Sequence[Any]]) -> bytes:
     return b"".join([pack_command(tuple(command)) for command in commands])
 
 
-def _replies(read: Callable[[], Any], count: int) -> list[Any]:
-    """``count`` replies; an error reply (``NOSCRIPT``, say) comes back as its redis-py
-    exception, in its place, and the connection stays in step."""
+@functools.cache
+def _redis_errors() -> tuple[type[Exception], type[Exception]]:
+    """redis-py's ``ConnectionError`` and ``ResponseError``, imported on first use (a
+    worker on a cluster-free URL need not pay for them at start-up) and then kept."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import ResponseError
 
-    replies: list[Any] = []
-    for _ in range(count):
-        try:
-            replies.append(read())
-        except ResponseError as exc:
-            replies.append(exc)
-    return replies
+    return RedisConnectionError, ResponseError
 
 
-def call_sync(connections: SyncConnections, commands: Sequence[Sequence[Any]]) -> list[Any]:
-    """Send ``commands`` in one write on a blocking connection lent by ``connections``
-    and read one reply each (see ``_replies``).
+def call_sync(connections: SyncConnections, packed: Sequence[bytes]) -> list[Any]:
+    """Send the commands in ``packed`` (one each, packed by ``hiredis.pack_command``) in
+    one write on a blocking connection lent by ``connections`` and read one reply each;
+    an error reply (``NOSCRIPT``, say) comes back as its redis-py exception, in its place,
+    and the connection stays in step.
 
     A connection that turns out to be dead (a restarted server, a killed client) is
     replaced and the commands sent once more, as redis-py's own calls do (so a script
@@ -172,18 +178,26 @@ def call_sync(connections: SyncConnections, commands: Sequence[Sequence[Any]]) -
     that cannot be opened is not retried, nor is a timeout. Any failure in the middle of
     an exchange closes the connection, so a stale reply is never read.
     """
-    from redis.exceptions import ConnectionError as RedisConnectionError
-
-    packed = [pack(commands)]
+    connection_error, response_error = _redis_errors()
+    data = packed if len(packed) == 1 else [b"".join(packed)]  # redis-py writes each item
     connection = connections.checkout()
+
+    def exchange() -> list[Any]:
+        connection.send_packed_command(data)
+        replies: list[Any] = []
+        for _ in packed:
+            try:
+                replies.append(connection.read_response())
+            except response_error as exc:
+                replies.append(exc)
+        return replies
+
     try:
         try:
-            connection.send_packed_command(packed)
-            return _replies(connection.read_response, len(commands))
-        except RedisConnectionError:
+            return exchange()
+        except connection_error:
             connection.disconnect()  # dead while idle: once more, on a new connection
-            connection.send_packed_command(packed)
-            return _replies(connection.read_response, len(commands))
+            return exchange()
     except BaseException:
         connection.disconnect()
         raise
@@ -365,20 +379,14 @@ async def _quiet_close(client: Any) -> None:
         await client.aclose()
 
 
-@contextlib.contextmanager
-def translate_errors(where: str, secret: str | None, timeout: float) -> Iterator[None]:
-    """Turn redis-py and socket errors into fluxqueue's, naming the server, hiding
-    secrets. Errors about the server's own condition (loading, failing over) and broken
-    connections are ``BrokerConnectionError``: the worker retries those."""
-    try:
-        yield
-    except (BrokerError, asyncio.CancelledError):
-        raise
-    except Exception as exc:
-        translated = _translate(exc, where, secret, timeout)
-        if translated is None:
-            raise
-        raise translated from exc
+def translated(exc: Exception, where: str, secret: str | None, timeout: float) -> Exception:
+    """fluxqueue's error for a redis-py or socket error ``exc``, naming the server, hiding
+    secrets; ``exc`` itself when it is fluxqueue's already or not about Redis. Errors about
+    the server's own condition (loading, failing over) and broken connections are
+    ``BrokerConnectionError``: the worker retries those."""
+    if isinstance(exc, BrokerError):
+        return exc
+    return _translate(exc, where, secret, timeout) or exc
 
 
 def _translate(

@@ -18,7 +18,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-__all__ = ["Script", "script"]
+__all__ = ["Script", "needing_eval", "script"]
 
 
 class Script:
@@ -50,3 +50,24 @@ def _read(name: str) -> str:
 def script(name: str) -> Script:
     """The script ``<name>.lua`` with the shared helpers in front."""
     return Script(name, _read("_lib.lua") + "\n" + _read(f"{name}.lua"))
+
+
+@cache
+def _no_script() -> type[Exception]:
+    from redis.exceptions import NoScriptError
+
+    return NoScriptError
+
+
+def needing_eval(replies: list[Any]) -> list[int]:
+    """Which script calls among ``replies`` met a server without the script (``NOSCRIPT``:
+    first use, a restart, a failover) and must be sent again with ``EVAL``; any other
+    error reply is raised."""
+    no_script = _no_script()
+    again = []
+    for i, reply in enumerate(replies):
+        if isinstance(reply, Exception):
+            if not isinstance(reply, no_script):
+                raise reply
+            again.append(i)
+    return again
