@@ -206,9 +206,18 @@ class Executor:
                 timer.cancel()
 
     def _prepare(self, job: Job) -> tuple[Message, Task[Any, Any], tuple[Any, ...], dict[str, Any]]:
+        """The message, its task and its arguments; :class:`_Reject` if it must not run."""
+        message = self._read(job)
+        task = self._task_for(message)
+        args, kwargs = self._arguments(message)
+        return message, task, args, kwargs
+
+    def _read(self, job: Job) -> Message:
+        """Decode the envelope (into ``job.message``) within the size limit and check its
+        signature, before the body is decoded (pickle runs code)."""
         app = self.app
-        limit = app.codec.max_message_size
         data = job.delivery.data
+        limit = app.codec.max_message_size
         if limit is not None and len(data) > limit + MAX_HEADER_SIZE:  # before any parsing
             try:
                 check_body_size(len(data), limit, "the message", "max_message_size")
@@ -222,10 +231,15 @@ class Executor:
         try:
             if limit is not None:
                 check_body_size(len(message.body), limit, "the message body", "max_message_size")
-            if app.signer is not None:  # before the body is decoded: pickle runs code
+            if app.signer is not None:
                 app.signer.verify(message)
         except (MessageError, SerializationError) as exc:
             raise _Reject(exc) from None
+        return message
+
+    def _task_for(self, message: Message) -> Task[Any, Any]:
+        """The registered task ``message`` names, its settings filled in where the producer
+        left them to the task's definition."""
         task = self.app.tasks.get(message.task)
         if task is None:
             known = ", ".join(sorted(self.app.tasks)) or "none"
@@ -242,6 +256,10 @@ class Executor:
                 message.max_retries = opts.max_retries
             if "timeout" in unset:
                 message.timeout = opts.timeout
+        return task
+
+    def _arguments(self, message: Message) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """The call's positional and keyword arguments, decoded from the body."""
         try:
             payload = self.app.codec.decode(message.content_type, message.body)
         except (ContentTypeRefused, MessageError) as exc:
@@ -253,8 +271,7 @@ class Executor:
             or not isinstance(payload[1], dict)
         ):
             raise _Reject(MessageError("message body is not [args, kwargs]"))
-        args, kwargs = tuple(payload[0]), payload[1]
-        return message, task, args, kwargs
+        return tuple(payload[0]), payload[1]
 
     # -- running the body ------------------------------------------------------------
 

@@ -104,15 +104,11 @@ class Outbox:
                         log.warning(
                             "could not record that %d task(s) started: %s", len(started), exc
                         )
-                    for _, _, done in acks:
-                        if not done.done():
-                            done.set_exception(exc)
+                    _settle(acks, exc)
                     if not isinstance(exc, Exception):
                         raise
                 else:
-                    for _, _, done in acks:
-                        if not done.done():
-                            done.set_result(None)
+                    _settle(acks, None)
                 finally:
                     self._in_flight = set()
                     self._batch_done.set_result(None)
@@ -128,6 +124,19 @@ class Outbox:
         finally:
             timer.cancel()
             self._ack_waiter = None
+
+
+def _settle(
+    acks: list[tuple[Delivery, State, asyncio.Future[None]]], error: BaseException | None
+) -> None:
+    """Wake the callers of a batch's acks: with its error, if the batch failed."""
+    for _, _, done in acks:
+        if done.done():
+            continue
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
