@@ -17,7 +17,7 @@ from fluxqueue.errors import MessageError
 from fluxqueue.message import Message
 
 if TYPE_CHECKING:
-    from fluxqueue.app import FluxQueue
+    from fluxqueue.core import AppCore
 
 log = logging.getLogger("fluxqueue.admin")
 
@@ -37,7 +37,7 @@ class DeadLetterInfo:
 
 
 class Admin:
-    def __init__(self, app: FluxQueue) -> None:
+    def __init__(self, app: AppCore) -> None:
         self.app = app
 
     async def stats(self, queues: Sequence[str] | None = None) -> BrokerStats:

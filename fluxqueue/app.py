@@ -13,25 +13,20 @@ from fluxqueue._bridge import run_sync
 from fluxqueue._url import mask_url, scheme_of
 from fluxqueue.admin import Admin
 from fluxqueue.backends.base import Broker
+from fluxqueue.codec import Codec
 from fluxqueue.context import WorkerResources
-from fluxqueue.errors import (
-    ContentTypeRefused,
-    DuplicateTaskError,
-    FluxQueueError,
-    InvalidTaskError,
-    SerializationError,
-)
+from fluxqueue.errors import DuplicateTaskError, FluxQueueError, InvalidTaskError
 from fluxqueue.handle import Priority, TaskHandle
-from fluxqueue.message import Message, frame, unframe
+from fluxqueue.message import Message
 from fluxqueue.plugins.manager import PluginManager, get_plugin_manager
 from fluxqueue.security import (
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_MAX_RESULT_SIZE,
     Signer,
-    check_body_size,
     make_signer,
     size_limit,
 )
+from fluxqueue.sending import asend, send
 from fluxqueue.serializers.base import Serializer
 from fluxqueue.task import AsyncTask, Sender, SyncTask, Task, TaskOptions, TaskSpec
 
@@ -111,22 +106,18 @@ class FluxQueue:
             or os.environ.get("FLUXQUEUE_REDIS_URL")
             or DEFAULT_BROKER_URL
         )
-        self.serializer: Serializer = self._make_serializer(
-            serializer or os.environ.get("FLUXQUEUE_SERIALIZER") or "json"
-        )
+        own = self._make_serializer(serializer or os.environ.get("FLUXQUEUE_SERIALIZER") or "json")
         if result_ttl is not None and result_ttl <= 0:
             raise FluxQueueError(f"result_ttl must be positive seconds or None, got {result_ttl!r}")
         self.result_ttl = result_ttl
-        self.accept: list[str] = []
-        self._decoders: dict[str, Serializer] = {}
-        self.set_accept(accept or _env_list("FLUXQUEUE_ACCEPT") or [])
+        self.codec = Codec(
+            own,
+            self._make_serializer,
+            accept or _env_list("FLUXQUEUE_ACCEPT") or [],
+            size_limit(max_message_size, "FLUXQUEUE_MAX_MESSAGE_SIZE", DEFAULT_MAX_MESSAGE_SIZE),
+            size_limit(max_result_size, "FLUXQUEUE_MAX_RESULT_SIZE", DEFAULT_MAX_RESULT_SIZE),
+        )
         self.signer: Signer | None = make_signer(signing_key, verify_keys)
-        self.max_message_size = size_limit(
-            max_message_size, "FLUXQUEUE_MAX_MESSAGE_SIZE", DEFAULT_MAX_MESSAGE_SIZE
-        )
-        self.max_result_size = size_limit(
-            max_result_size, "FLUXQUEUE_MAX_RESULT_SIZE", DEFAULT_MAX_RESULT_SIZE
-        )
         self.tasks: dict[str, Task[Any, Any]] = {}
         #: The ``@fq.lifespan`` resources, opened and closed by the worker.
         self.worker_resources = WorkerResources()
@@ -163,42 +154,27 @@ class FluxQueue:
 
     def set_accept(self, names: Iterable[str]) -> None:
         """Which serializers a worker of this app decodes (the app's own is always in)."""
-        decoders = {self.serializer.content_type: self.serializer}
-        accepted = [self.serializer.name]
-        for name in ["json", *names]:
-            serializer = self._make_serializer(name)
-            if serializer.name not in accepted:
-                accepted.append(serializer.name)
-            decoders.setdefault(serializer.content_type, serializer)
-        self.accept, self._decoders = accepted, decoders
+        self.codec.set_accept(names)
 
-    def decode(self, content_type: str, data: bytes) -> Any:
-        """Decode ``data`` with an accepted serializer, or refuse it clearly."""
-        serializer = self._decoders.get(content_type)
-        if serializer is None:
-            raise ContentTypeRefused(
-                f"content type {content_type!r} is not accepted here (accepted: "
-                f"{', '.join(self.accept)}); if you trust the producers, add its serializer "
-                "with FluxQueue(accept=[...]), --accept or FLUXQUEUE_ACCEPT"
-            )
-        return serializer.loads(data)
+    @property
+    def serializer(self) -> Serializer:
+        """The serializer that encodes what this app sends."""
+        return self.codec.serializer
 
-    def encode_output(self, value: Any, attempt: int = 0) -> bytes:
-        """One streamed item, tagged with the serializer that encoded it and the attempt
-        that yielded it (so a retried generator's items are told apart)."""
-        header = {"content_type": self.serializer.content_type, "attempt": attempt}
-        return frame(header, self.serializer.dumps(value))
+    @property
+    def accept(self) -> list[str]:
+        """The names of the serializers a worker of this app decodes."""
+        return self.codec.accept
 
-    def decode_output(self, data: bytes) -> tuple[int, Any]:
-        """(attempt, value) of one streamed item."""
-        header, body = unframe(data)
-        return int(header.get("attempt", 0)), self.decode(str(header.get("content_type")), body)
+    @property
+    def max_message_size(self) -> int | None:
+        """The bound on a task's serialized arguments, in bytes (None: no limit)."""
+        return self.codec.max_message_size
 
-    def decode_outputs(self, items: Sequence[bytes]) -> list[Any]:
-        """The values the latest attempt yielded (earlier, failed attempts are dropped)."""
-        decoded = [self.decode_output(item) for item in items]
-        latest = max((attempt for attempt, _ in decoded), default=0)
-        return [value for attempt, value in decoded if attempt == latest]
+    @property
+    def max_result_size(self) -> int | None:
+        """The bound on a task's serialized result and each streamed item (None: no limit)."""
+        return self.codec.max_result_size
 
     # -- defining tasks --------------------------------------------------------------
 
@@ -298,43 +274,6 @@ class FluxQueue:
 
     # -- enqueueing ------------------------------------------------------------------
 
-    def encode_args(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
-        """Serialize a call's arguments; on failure, name the argument that is at fault."""
-        serializer = self.serializer
-        try:
-            body = serializer.dumps([args, kwargs])
-        except SerializationError as exc:
-            raise self._argument_error(spec, args, kwargs, exc) from None
-        limit = self.max_message_size
-        if limit is not None and len(body) > limit:
-            check_body_size(
-                len(body), limit, f"the serialized arguments of task {spec.name!r}",
-                "max_message_size",
-            )  # fmt: skip
-        return body
-
-    def _argument_error(
-        self,
-        spec: TaskSpec,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        error: SerializationError,
-    ) -> SerializationError:
-        names = list(spec.signature.parameters) if spec.signature is not None else []
-        candidates = [
-            (names[i] if i < len(names) else f"#{i}", v) for i, v in enumerate(args)
-        ] + list(kwargs.items())
-        for arg_name, value in candidates:
-            try:
-                self.serializer.dumps(value)
-            except SerializationError as exc:
-                return SerializationError(
-                    f"argument {arg_name!r} of task {spec.name!r} is a "
-                    f"{type(value).__name__}, which the {self.serializer.name} serializer "
-                    f"cannot encode: {exc}"
-                )
-        return SerializationError(f"arguments of task {spec.name!r}: {error}")
-
     def named(self, name: str) -> Sender[..., Any]:
         """A sender for a task by name, also one defined in another code base.
 
@@ -352,32 +291,13 @@ class FluxQueue:
 
     def enqueue_many(self, messages: Iterable[Message]) -> list[TaskHandle[Any]]:
         """Send many messages (``task.message(...)``) in as few round trips as possible."""
-        batch = self._prepared(messages)
-        # The broker's blocking path when it has one (Redis), else the bridge thread.
-        self.broker.enqueue_sync(batch, self.result_ttl)
-        return self._enqueued(batch)
+        batch = list(messages)
+        send(self, batch)
+        return [TaskHandle(self, m.id) for m in batch]
 
     async def aenqueue_many(self, messages: Iterable[Message]) -> list[TaskHandle[Any]]:
-        batch = self._prepared(messages)
-        await self.broker.enqueue(batch, self.result_ttl)
-        return self._enqueued(batch)
-
-    def _prepared(self, messages: Iterable[Message]) -> list[Message]:
-        """Run the enqueueing hooks and sign: the batch as it goes to the broker."""
         batch = list(messages)
-        if self.plugins.has_observers("fluxqueue_task_enqueueing"):
-            for message in batch:
-                self.plugins.notify("fluxqueue_task_enqueueing", app=self, message=message)
-        signer = self.signer
-        if signer is not None:  # after the hook: headers it adds are signed too
-            for message in batch:
-                signer.sign(message)
-        return batch
-
-    def _enqueued(self, batch: list[Message]) -> list[TaskHandle[Any]]:
-        if self.plugins.has_observers("fluxqueue_task_enqueued"):
-            for message in batch:
-                self.plugins.notify("fluxqueue_task_enqueued", app=self, message=message)
+        await asend(self, batch)
         return [TaskHandle(self, m.id) for m in batch]
 
     def get_task(self, task_id: str) -> TaskHandle[Any]:

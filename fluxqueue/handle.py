@@ -15,7 +15,7 @@ from fluxqueue.errors import ConfigurationError, TaskAborted, TaskFailed
 from fluxqueue.state import State, decode_state
 
 if TYPE_CHECKING:
-    from fluxqueue.app import FluxQueue
+    from fluxqueue.core import AppCore
 
 __all__ = ["Priority", "Status", "TaskHandle", "TaskResult"]
 
@@ -92,11 +92,11 @@ class TaskResult:
     outputs: list[Any] = field(default_factory=list)
 
     @classmethod
-    def from_state(cls, task_id: str, state: State, app: FluxQueue) -> TaskResult:
+    def from_state(cls, task_id: str, state: State, app: AppCore) -> TaskResult:
         meta, body = decode_state(state.data) if state.data else ({}, b"")
         result = None
         if body:
-            result = app.decode(meta.get("content_type", ""), body)
+            result = app.codec.decode(meta.get("content_type", ""), body)
         return cls(
             task_id=task_id,
             name=meta.get("name"),
@@ -134,7 +134,7 @@ class TaskHandle(Generic[R]):
 
     __slots__ = ("app", "id")
 
-    def __init__(self, app: FluxQueue, task_id: str) -> None:
+    def __init__(self, app: AppCore, task_id: str) -> None:
         self.app = app
         self.id = task_id
 
@@ -160,7 +160,7 @@ class TaskHandle(Generic[R]):
         if state is None:
             return TaskResult(self.id, None, None, Status.PENDING)
         info = TaskResult.from_state(self.id, state, self.app)
-        info.outputs = self.app.decode_outputs(await broker.get_outputs(self.id))
+        info.outputs = self.app.codec.decode_outputs(await broker.get_outputs(self.id))
         return info
 
     async def aresult(self, timeout: float | None = None) -> R:
@@ -200,7 +200,7 @@ class TaskHandle(Generic[R]):
             state = await broker.get_state(self.id)
             items = await broker.get_outputs(self.id, seen)
             for item in items:
-                attempt, value = self.app.decode_output(item)
+                attempt, value = self.app.codec.decode_output(item)
                 if attempt >= latest:  # a late item of an earlier, failed attempt is skipped
                     latest = attempt
                     yield value

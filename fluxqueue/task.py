@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 from fluxqueue.errors import ConfigurationError
 from fluxqueue.handle import Priority, TaskHandle
 from fluxqueue.message import Message, new_id
+from fluxqueue.sending import asend, send
 
 if TYPE_CHECKING:
-    from fluxqueue.app import FluxQueue
+    from fluxqueue.core import AppCore
 
 __all__ = ["AsyncTask", "Sender", "SyncTask", "Task", "TaskOptions"]
 
@@ -112,7 +113,7 @@ class TaskSpec:
 
     def __init__(
         self,
-        app: FluxQueue,
+        app: AppCore,
         name: str,
         options: TaskOptions,
         fn: Callable[..., Any] | None = None,
@@ -210,14 +211,13 @@ class Sender(Generic[P, R]):
         """Build the message for this call without sending it (see ``fq.enqueue_many``)."""
         spec, over = self._spec, self._over
         opts = spec.options
-        app = spec.app
-        serializer = app.serializer
+        codec = spec.app.codec
         task_id = over.task_id
         message = Message(
             task=spec.name,
             queue=over.queue or opts.queue,
-            body=app.encode_args(spec, args, kwargs),
-            content_type=serializer.content_type,
+            body=codec.encode_args(spec, args, kwargs),
+            content_type=codec.serializer.content_type,
             id=task_id or new_id(),
             priority=int(opts.priority if over.priority is None else over.priority),
             eta=over.eta,
@@ -234,12 +234,17 @@ class Sender(Generic[P, R]):
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[R]:
         """Send the task; return its handle at once."""
-        return self._spec.app.enqueue_many([self.message(*args, **kwargs)])[0]
+        message = self.message(*args, **kwargs)
+        app = self._spec.app
+        send(app, [message])
+        return TaskHandle(app, message.id)
 
     async def aenqueue(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[R]:
         """Send the task from async code; return its handle."""
-        handles = await self._spec.app.aenqueue_many([self.message(*args, **kwargs)])
-        return handles[0]
+        message = self.message(*args, **kwargs)
+        app = self._spec.app
+        await asend(app, [message])
+        return TaskHandle(app, message.id)
 
 
 class Task(Sender[P, R]):
@@ -279,7 +284,8 @@ class Task(Sender[P, R]):
         return self._spec.options
 
     @property
-    def app(self) -> FluxQueue:
+    def app(self) -> AppCore:
+        """The app the task is registered with (a ``FluxQueue``)."""
         return self._spec.app
 
 

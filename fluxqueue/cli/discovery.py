@@ -137,25 +137,41 @@ def discover(paths: list[str], queues: list[str] | None = None) -> Discovery:
             "no tasks module: pass --tasks-module-path (e.g. -t myapp.tasks) or set "
             "FLUXQUEUE_TASKS_MODULE_PATH"
         )
-    seen: dict[str, tuple[str, Task[Any, Any]]] = {}
+    found = _tasks_by_name(paths)
+    app = _the_one_app(found)
+    tasks = [task for _, task in found.values()]
+    return Discovery(app, list(paths), _tasks_by_queue(tasks, queues, paths))
+
+
+Found = dict[str, tuple[str, Task[Any, Any]]]
+"""Each task name, with where the task was found (``module.attribute``) and the task."""
+
+
+def _tasks_by_name(paths: list[str]) -> Found:
+    """The tasks of every module in ``paths``; refuse a name defined twice, or none at all."""
+    found: Found = {}
     for path in paths:
-        module = import_tasks_module(path)
-        for where, task in tasks_in(module):
-            first = seen.get(task.task_name)
-            if first is None:
-                seen[task.task_name] = (where, task)
-            elif first[1] is not task:
+        for where, task in tasks_in(import_tasks_module(path)):
+            first = found.setdefault(task.task_name, (where, task))
+            if first[1] is not task:
                 raise DuplicateTaskError(
                     f"task name {task.task_name!r} is defined twice: {first[0]} and {where}; "
                     "give one of them another name="
                 )
-    if not seen:
+    if not found:
         raise ConfigurationError(
             f"no tasks found in {', '.join(paths)}: decorate functions with @fq.task() and, "
             "if the module defines __all__, list them there"
         )
+    return found
+
+
+def _the_one_app(found: Found) -> FluxQueue:
+    """The FluxQueue every task belongs to; a worker serves one."""
+    from fluxqueue.app import FluxQueue
+
     apps: dict[int, list[str]] = {}
-    for where, task in seen.values():
+    for where, task in found.values():
         apps.setdefault(id(task.app), []).append(where)
     if len(apps) > 1:
         groups = "; ".join(", ".join(names) for names in apps.values())
@@ -163,7 +179,17 @@ def discover(paths: list[str], queues: list[str] | None = None) -> Discovery:
             f"the tasks belong to {len(apps)} different FluxQueue instances ({groups}); "
             "a worker serves one: define FluxQueue() once and import it everywhere"
         )
-    tasks = [task for _, task in seen.values()]
+    where, task = next(iter(found.values()))
+    if not isinstance(task.app, FluxQueue):
+        raise ConfigurationError(f"task {where} belongs to {task.app!r}, which is no FluxQueue")
+    return task.app
+
+
+def _tasks_by_queue(
+    tasks: list[Task[Any, Any]], queues: list[str] | None, paths: list[str]
+) -> dict[str, list[Task[Any, Any]]]:
+    """The tasks of each queue (None: of every queue the tasks use); refuse queues that
+    have none at all, warn about each one without a task."""
     if queues is None:
         queues = sorted({t.queue for t in tasks}, key=lambda q: (q != "default", q))
     by_queue = {q: sorted((t for t in tasks if t.queue == q), key=_name) for q in queues}
@@ -173,10 +199,10 @@ def discover(paths: list[str], queues: list[str] | None = None) -> Discovery:
             f"no tasks for queue(s) {', '.join(queues)} in {', '.join(paths)} "
             f"(their tasks use: {', '.join(available)}); pick one with --queue"
         )
-    for queue, found in by_queue.items():
-        if not found:
+    for queue, listed in by_queue.items():
+        if not listed:
             log.warning("no task of %s is defined for queue %r", ", ".join(paths), queue)
-    return Discovery(tasks[0].app, list(paths), by_queue)
+    return by_queue
 
 
 def _name(task: Task[Any, Any]) -> str:

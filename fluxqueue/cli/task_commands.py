@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -23,6 +23,9 @@ from fluxqueue.cli.options import (
 )
 from fluxqueue.cli.output import echo_json, iso, to_jsonable
 from fluxqueue.handle import FINAL_STATUSES, Priority, Status, TaskResult
+
+if TYPE_CHECKING:
+    from fluxqueue.app import FluxQueue
 
 __all__ = ["abort_command", "enqueue_command", "result_command", "status_command"]
 
@@ -106,7 +109,7 @@ def _priority(value: str) -> Priority | int:
     return int(value) if value.isdigit() else Priority.coerce(value)
 
 
-async def _info(app: Any, task_id: str, wait: float | None = None) -> TaskResult | None:
+async def _info(app: FluxQueue, task_id: str, wait: float | None = None) -> TaskResult | None:
     broker = app.broker
     if wait:
         state = await broker.wait_state(task_id, FINAL_STATUSES, wait)
@@ -115,7 +118,7 @@ async def _info(app: Any, task_id: str, wait: float | None = None) -> TaskResult
     if state is None:
         return None
     info = TaskResult.from_state(task_id, state, app)
-    info.outputs = app.decode_outputs(await broker.get_outputs(task_id))
+    info.outputs = app.codec.decode_outputs(await broker.get_outputs(task_id))
     return info
 
 

@@ -28,52 +28,20 @@ from fluxqueue.errors import (
     TaskTimeout,
     UnknownTaskError,
 )
-from fluxqueue.message import Delivery, Message, frame
+from fluxqueue.message import Message, frame
 from fluxqueue.security import MAX_HEADER_SIZE, check_body_size
 from fluxqueue.state import State, encode_state, initial_state
 from fluxqueue.task import UNSET_HEADER
 from fluxqueue.worker.dead_letters import bounded_dead_letter
+from fluxqueue.worker.job import Job
+from fluxqueue.worker.outbox import call_broker
 from fluxqueue.worker.threads import Interrupt, ThreadSlot
 
 if TYPE_CHECKING:
     from fluxqueue.task import Task
-    from fluxqueue.worker.runtime import Worker
+    from fluxqueue.worker.host import Host
 
 log = logging.getLogger("fluxqueue.worker")
-
-
-class Job:
-    """A leased message being worked on."""
-
-    __slots__ = (
-        "cancel_reason", "delivery", "message", "phase", "released", "runner", "slot", "waiter",
-    )  # fmt: skip
-
-    def __init__(self, delivery: Delivery) -> None:
-        self.delivery = delivery
-        self.message: Message | None = None
-        self.runner: asyncio.Task[None] | None = None  # the asyncio task processing it
-        self.phase = "new"  # then "waiting" for a slot, "running" its body, "done"
-        self.waiter: asyncio.Future[bool] | None = None  # while waiting for a slot
-        self.slot: ThreadSlot | None = None  # a sync body's thread
-        self.released = False  # no longer counted against the worker's capacity
-        self.cancel_reason: str | None = None  # "abort", "timeout" or "shutdown"
-
-    def waiting(self) -> bool:
-        return self.phase in ("new", "waiting")
-
-    def cancel(self, reason: str) -> None:
-        """Stop the body if it runs; a job that has not started will not start."""
-        if self.cancel_reason is not None:
-            return
-        self.cancel_reason = reason
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(False)
-        if self.phase == "running":
-            if self.slot is not None:
-                self.slot.interrupt()
-            if self.runner is not None:
-                self.runner.cancel()
 
 
 class _Reject(Exception):
@@ -134,7 +102,7 @@ def _step(gen: typing.Generator[Any, Any, Any]) -> tuple[bool, Any]:
 
 
 class Executor:
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, worker: Host) -> None:
         self.worker = worker
         self.app = worker.app
         self.broker = worker.app.broker
@@ -238,9 +206,18 @@ class Executor:
                 timer.cancel()
 
     def _prepare(self, job: Job) -> tuple[Message, Task[Any, Any], tuple[Any, ...], dict[str, Any]]:
+        """The message, its task and its arguments; :class:`_Reject` if it must not run."""
+        message = self._read(job)
+        task = self._task_for(message)
+        args, kwargs = self._arguments(message)
+        return message, task, args, kwargs
+
+    def _read(self, job: Job) -> Message:
+        """Decode the envelope (into ``job.message``) within the size limit and check its
+        signature, before the body is decoded (pickle runs code)."""
         app = self.app
-        limit = app.max_message_size
         data = job.delivery.data
+        limit = app.codec.max_message_size
         if limit is not None and len(data) > limit + MAX_HEADER_SIZE:  # before any parsing
             try:
                 check_body_size(len(data), limit, "the message", "max_message_size")
@@ -254,10 +231,15 @@ class Executor:
         try:
             if limit is not None:
                 check_body_size(len(message.body), limit, "the message body", "max_message_size")
-            if app.signer is not None:  # before the body is decoded: pickle runs code
+            if app.signer is not None:
                 app.signer.verify(message)
         except (MessageError, SerializationError) as exc:
             raise _Reject(exc) from None
+        return message
+
+    def _task_for(self, message: Message) -> Task[Any, Any]:
+        """The registered task ``message`` names, its settings filled in where the producer
+        left them to the task's definition."""
         task = self.app.tasks.get(message.task)
         if task is None:
             known = ", ".join(sorted(self.app.tasks)) or "none"
@@ -274,8 +256,12 @@ class Executor:
                 message.max_retries = opts.max_retries
             if "timeout" in unset:
                 message.timeout = opts.timeout
+        return task
+
+    def _arguments(self, message: Message) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """The call's positional and keyword arguments, decoded from the body."""
         try:
-            payload = self.app.decode(message.content_type, message.body)
+            payload = self.app.codec.decode(message.content_type, message.body)
         except (ContentTypeRefused, MessageError) as exc:
             raise _Reject(exc) from None
         if (
@@ -285,8 +271,7 @@ class Executor:
             or not isinstance(payload[1], dict)
         ):
             raise _Reject(MessageError("message body is not [args, kwargs]"))
-        args, kwargs = tuple(payload[0]), payload[1]
-        return message, task, args, kwargs
+        return tuple(payload[0]), payload[1]
 
     # -- running the body ------------------------------------------------------------
 
@@ -346,9 +331,9 @@ class Executor:
         return value
 
     async def _output(self, message: Message, item: Any) -> None:
-        data = self.app.encode_output(item, message.attempt)
+        data = self.app.codec.encode_output(item, message.attempt)
         what = f"an item streamed by task {message.task!r}"
-        check_body_size(len(data), self.app.max_result_size, what, "max_result_size")
+        check_body_size(len(data), self.app.codec.max_result_size, what, "max_result_size")
         await self.broker.add_output(message.id, data, self.app.result_ttl)
 
     def _context_for(self, fn: Any) -> Context:
@@ -370,7 +355,8 @@ class Executor:
     async def _succeed(self, job: Job, task: Task[Any, Any], value: Any, started: float) -> None:
         message = job.message
         assert message is not None
-        serializer = self.app.serializer
+        codec = self.app.codec
+        serializer = codec.serializer
         try:
             body = serializer.dumps(value)
         except SerializationError as exc:
@@ -379,10 +365,10 @@ class Executor:
             )
             await self._fail(job, error, started, task)
             return
-        if self.app.max_result_size is not None and len(body) > self.app.max_result_size:
+        if codec.max_result_size is not None and len(body) > codec.max_result_size:
             try:
                 check_body_size(
-                    len(body), self.app.max_result_size,
+                    len(body), codec.max_result_size,
                     f"the return value of task {message.task!r}", "max_result_size",
                 )  # fmt: skip
             except SerializationError as exc:
@@ -468,7 +454,7 @@ class Executor:
         state = encode_state(
             "RETRYING", retry, ttl=self.app.result_ttl, attempts=message.attempt + 1, **details
         )
-        await self.worker.call_broker(self.broker.requeue, job.delivery, retry, state)
+        await call_broker(self.broker, self.broker.requeue, job.delivery, retry, state)
         self.app.plugins.notify(
             "fluxqueue_task_retried", app=self.app, message=message, error=error, delay=delay
         )
@@ -496,7 +482,7 @@ class Executor:
         letter, reason = bounded_dead_letter(
             delivery, f"{details['error_type']}: {details['error']}"
         )
-        await self.worker.call_broker(self.broker.dead_letter, letter, reason, state)
+        await call_broker(self.broker, self.broker.dead_letter, letter, reason, state)
         if message is not None:
             self.app.plugins.notify(
                 "fluxqueue_task_failed",
@@ -549,7 +535,7 @@ class Executor:
             completed_at=time.time(),
             worker=self.worker.id,
         )
-        await self.worker.call_broker(self.broker.ack, job.delivery, state)
+        await call_broker(self.broker, self.broker.ack, job.delivery, state)
         log.info(
             "%s[%s] aborted", message.task, message.id,
             extra=task_fields(message, "ABORTED", started, time.time()),
@@ -565,5 +551,5 @@ class Executor:
         except MessageError:
             return  # its lease will expire and it will be dead-lettered then
         state = initial_state(message, self.app.result_ttl)
-        await self.worker.call_broker(self.broker.requeue, job.delivery, message, state)
+        await call_broker(self.broker, self.broker.requeue, job.delivery, message, state)
         log.info("%s[%s] handed back to queue %r", message.task, message.id, message.queue)

@@ -23,24 +23,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from fluxqueue.message import Delivery
-from fluxqueue.state import State
+from fluxqueue.errors import BrokerConnectionError
 
 if TYPE_CHECKING:
-    from fluxqueue.worker.runtime import Worker
+    from fluxqueue.backends.base import Broker
+    from fluxqueue.message import Delivery
+    from fluxqueue.state import State
 
 log = logging.getLogger("fluxqueue.worker")
+
+T = TypeVar("T")
 
 #: How long STARTED writes wait for an ack to share a batch with (seconds).
 STARTED_DELAY = 0.05
 
 
 class Outbox:
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
         self._started: dict[str, Callable[[], State]] = {}
         self._acks: list[tuple[Delivery, State, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -77,7 +81,7 @@ class Outbox:
 
     async def _flush(self) -> None:
         loop = asyncio.get_running_loop()
-        broker = self.worker.app.broker
+        broker = self.broker
         try:
             while self._started or self._acks:
                 if not self._acks:
@@ -89,7 +93,8 @@ class Outbox:
                 self._in_flight = set(started)
                 self._batch_done = loop.create_future()
                 try:
-                    await self.worker.call_broker(
+                    await call_broker(
+                        broker,
                         broker.ack_many,
                         [(delivery, state) for delivery, state, _ in acks],
                         [(task_id, state()) for task_id, state in started.items()],
@@ -99,15 +104,11 @@ class Outbox:
                         log.warning(
                             "could not record that %d task(s) started: %s", len(started), exc
                         )
-                    for _, _, done in acks:
-                        if not done.done():
-                            done.set_exception(exc)
+                    _settle(acks, exc)
                     if not isinstance(exc, Exception):
                         raise
                 else:
-                    for _, _, done in acks:
-                        if not done.done():
-                            done.set_result(None)
+                    _settle(acks, None)
                 finally:
                     self._in_flight = set()
                     self._batch_done.set_result(None)
@@ -125,6 +126,38 @@ class Outbox:
             self._ack_waiter = None
 
 
+def _settle(
+    acks: list[tuple[Delivery, State, asyncio.Future[None]]], error: BaseException | None
+) -> None:
+    """Wake the callers of a batch's acks: with its error, if the batch failed."""
+    for _, _, done in acks:
+        if done.done():
+            continue
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)
+
+
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
+
+
+async def call_broker(broker: Broker, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """Call a lease-ending method of ``broker``, retrying while the broker is unreachable.
+
+    Gives up after about a visibility timeout: by then the lease has expired and the
+    message will be delivered again, so nothing is lost.
+    """
+    deadline = time.monotonic() + broker.visibility_timeout
+    delay = 0.1
+    while True:
+        try:
+            return await fn(*args)
+        except BrokerConnectionError as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("broker unreachable (%s); retrying in %.1fs", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)

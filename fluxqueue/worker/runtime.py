@@ -19,22 +19,21 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from fluxqueue.backends.base import WorkerInfo
 from fluxqueue.errors import BrokerConnectionError, ConfigurationError
 from fluxqueue.task import check_queue
-from fluxqueue.worker.executor import Executor, Job
+from fluxqueue.worker.executor import Executor
+from fluxqueue.worker.job import Job
 from fluxqueue.worker.outbox import Outbox
 from fluxqueue.worker.threads import DaemonPool
 
 if TYPE_CHECKING:
-    from fluxqueue.app import FluxQueue
+    from fluxqueue.worker.host import WorkerApp
 
 log = logging.getLogger("fluxqueue.worker")
-
-T = TypeVar("T")
 
 DEFAULT_CONCURRENCY = 16
 #: While a stop waits for running tasks, it logs which ones every this many seconds.
@@ -56,7 +55,7 @@ class Worker:
 
     def __init__(
         self,
-        app: FluxQueue,
+        app: WorkerApp,
         *,
         queues: Sequence[str] | None = None,
         concurrency: int | None = None,
@@ -97,7 +96,7 @@ class Worker:
         self._free_slots = self.concurrency
         self._slot_waiters: deque[asyncio.Future[bool]] = deque()
         self._executor = Executor(self)
-        self.outbox = Outbox(self)
+        self.outbox = Outbox(app.broker)
         self._stopping: asyncio.Event | None = None
         self._room: asyncio.Future[None] | None = None
         self._force = False
@@ -372,21 +371,3 @@ class Worker:
             except Exception as exc:
                 log.warning("worker housekeeping failed (%s); will try again", exc)
             await asyncio.sleep(min(self.abort_check_interval, extend_every))
-
-    async def call_broker(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """Call a lease-ending broker method, retrying while the broker is unreachable.
-
-        Gives up after about a visibility timeout: by then the lease has expired and the
-        message will be delivered again, so nothing is lost.
-        """
-        deadline = time.monotonic() + self.app.broker.visibility_timeout
-        delay = 0.1
-        while True:
-            try:
-                return await fn(*args)
-            except BrokerConnectionError as exc:
-                if time.monotonic() + delay > deadline:
-                    raise
-                log.warning("broker unreachable (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)

@@ -172,7 +172,7 @@ def test_status_of_queued_scheduled_reenqueued_and_aborted_tasks(
     # Finished, then enqueued again under its id: PENDING again, outputs left alone.
     async def finish() -> None:
         await fq.broker.set_state("job", State("SUCCESS", b"{}\n", 60))
-        await fq.broker.add_output("job", fq.encode_output("item"), 60)
+        await fq.broker.add_output("job", fq.codec.encode_output("item"), 60)
 
     asyncio.run(finish())
     again = t.options(task_id="job").enqueue(3)

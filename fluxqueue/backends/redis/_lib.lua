@@ -119,3 +119,17 @@ local function housekeep(queue, now, limit)
   end
 end
 
+-- The JSON records of the live workers, after forgetting those whose heartbeat expired.
+local function live_workers(now)
+  local seen, workers = BASE .. 'workers:seen', BASE .. 'workers'
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', seen, '-inf', num(now))) do
+    redis.call('HDEL', workers, id)
+  end
+  redis.call('ZREMRANGEBYSCORE', seen, '-inf', num(now))
+  local live = {}
+  for _, id in ipairs(redis.call('ZRANGE', seen, 0, -1)) do
+    local info = redis.call('HGET', workers, id)
+    if info then live[#live + 1] = info end
+  end
+  return live
+end

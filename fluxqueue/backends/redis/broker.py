@@ -89,6 +89,10 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _worker_infos(records: list[bytes]) -> list[WorkerInfo]:
+    return [WorkerInfo.from_dict(json.loads(record)) for record in records]
+
+
 class RedisBroker(RedisCoordination, Broker):
     """Broker on Redis >= 6.2 or Redis Cluster. Connects lazily, one client per event loop."""
 
@@ -395,8 +399,7 @@ class RedisBroker(RedisCoordination, Broker):
         for name, per, scheduled, running, dead in found:
             ready = {int(per[i]): int(per[i + 1]) for i in range(0, len(per), 2)}
             result.append(QueueStats(_text(name), ready, int(scheduled), int(running), int(dead)))
-        workers = [WorkerInfo.from_dict(json.loads(info)) for info in live]
-        return BrokerStats(result, workers)
+        return BrokerStats(result, _worker_infos(live))
 
     async def purge(self, queue: str) -> int:
         return int(await self._run("purge", [queue]))
@@ -410,6 +413,12 @@ class RedisBroker(RedisCoordination, Broker):
 
     async def remove_worker(self, worker_id: str) -> None:
         await self._run("heartbeat", [worker_id, "", ""])
+
+    async def registered_workers(self) -> list[WorkerInfo]:
+        """One script that reads the registry alone (the default would count every queue
+        through ``stats``)."""
+        live = await self._run("workers", [])
+        return sorted(_worker_infos(live), key=lambda w: w.id)
 
     async def close(self) -> None:
         await self._clients.close()

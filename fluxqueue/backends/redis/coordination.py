@@ -4,14 +4,8 @@ A mixin for :class:`~fluxqueue.backends.redis.RedisBroker`: it needs only the br
 ``_command`` (one Redis command) and its key prefix. Each primitive is one command; where
 it must read and write atomically it is ``EVAL`` with a few lines of Lua, so it stays one
 round trip and works on Redis Cluster (one key per call). Expiry is Redis's own (``PX`` /
-``PEXPIRE``), on the server's clock.
-
-=============================  ======  =========================================
-key                            type    content
-=============================  ======  =========================================
-``{p}:c:<key>``                string  a claim: the holder's token; PX ttl
-``{p}:t:<key>``                set     a tally: its distinct members; PEXPIRE ttl
-=============================  ======  =========================================
+``PEXPIRE``), on the server's clock. A claim lives in ``{p}:c:<key>``, a tally in
+``{p}:t:<key>`` (the key layout is in ``keys.py``).
 """
 
 from __future__ import annotations
@@ -69,17 +63,13 @@ class RedisCoordination:
 
     async def claim(self, key: str, token: str, ttl: float) -> str:
         check_claim(key, token, ttl)
-        holder = await self._command("EVAL", _CLAIM, 1, self._claim_key(key), token, _ms(ttl))
+        holder = await self._command("EVAL", _CLAIM, 1, self.keys.claim(key), token, _ms(ttl))
         return _text(holder)
 
     async def release(self, key: str, token: str) -> bool:
         check_release(key, token)
-        return bool(await self._command("EVAL", _RELEASE, 1, self._claim_key(key), token))
+        return bool(await self._command("EVAL", _RELEASE, 1, self.keys.claim(key), token))
 
     async def tally(self, key: str, member: str, ttl: float) -> int:
         check_tally(key, member, ttl)
-        key_name = f"{self.keys.base}t:{key}"
-        return int(await self._command("EVAL", _TALLY, 1, key_name, member, _ms(ttl)))
-
-    def _claim_key(self, key: str) -> str:
-        return f"{self.keys.base}c:{key}"
+        return int(await self._command("EVAL", _TALLY, 1, self.keys.tally(key), member, _ms(ttl)))

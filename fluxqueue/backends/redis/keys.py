@@ -5,7 +5,9 @@ so each Lua script may touch any of them, on a single server or on a cluster. Th
 that one namespace lives on one cluster shard; spread load with several prefixes (one per
 application or group of queues), not with more shards per prefix.
 
-``_lib.lua`` builds the same names inside scripts; keep the two in step.
+This is the one list of the keys the Redis backend writes. Python code builds key names
+only through :class:`Keys`; ``_lib.lua`` builds the same names inside scripts (``qkey``,
+``mkey``, ``skey`` and ``BASE .. '<name>'``); keep the two in step.
 
 A waiting task has no state hash: enqueue writes only the message, and ``get_state`` builds
 the PENDING or SCHEDULED record from it (:func:`fluxqueue.state.initial_state`) until a
@@ -38,6 +40,9 @@ key                            type    content
 ``{p}:aborts``                 set     ids of leased tasks whose abort was requested
 ``{p}:workers``                hash    worker id -> JSON WorkerInfo
 ``{p}:workers:seen``           zset    worker id -> expiry (ms)
+``{p}:c:<key>``                string  a claim (coordination.py): the holder's token; PX ttl
+``{p}:t:<key>``                set     a tally (coordination.py): its distinct members;
+                                       PEXPIRE ttl
 =============================  ======  ======================================================
 """
 
@@ -76,3 +81,9 @@ class Keys:
     @property
     def aborts(self) -> str:
         return self.base + "aborts"
+
+    def claim(self, key: str) -> str:
+        return f"{self.base}c:{key}"
+
+    def tally(self, key: str) -> str:
+        return f"{self.base}t:{key}"

@@ -32,14 +32,4 @@ for _, queue in ipairs(queues) do
     redis.call('ZCARD', qkey(queue, 'dead')),
   }
 end
-local seen, workers = BASE .. 'workers:seen', BASE .. 'workers'
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', seen, '-inf', num(now))) do
-  redis.call('HDEL', workers, id)
-end
-redis.call('ZREMRANGEBYSCORE', seen, '-inf', num(now))
-local live = {}
-for _, id in ipairs(redis.call('ZRANGE', seen, 0, -1)) do
-  local info = redis.call('HGET', workers, id)
-  if info then live[#live + 1] = info end
-end
-return {found, live}
+return {found, live_workers(now)}

@@ -1,0 +1,2 @@
+-- The live workers' JSON records (registered_workers). ARGV: base
+return live_workers(now_ms())
